@@ -1,0 +1,67 @@
+"""Configuration from the environment (SPEC section 5); a `.env` file may supply the same variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_TOKEN = "talenthome-demo-token"
+DEMO_APPID = "wx0000000000demo01"
+DEMO_SECRET = "talenthome-demo-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/talenthome.db"
+    # Unset: `talenthome` starts a private redis-server under ./var (see talenthome/redis_server.py).
+    redis_url: str | None = None
+    var_dir: str = "./var"
+
+    wechat_token: SecretStr = SecretStr(DEMO_TOKEN)
+    wechat_appid: str = DEMO_APPID
+    wechat_secret: SecretStr = SecretStr(DEMO_SECRET)
+    wechat_aes_key: SecretStr | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com/"
+
+    bot_host: str = "127.0.0.1"
+    bot_port: int = 8080
+    admin_openids: str = ""
+    allow_plain_staff_commands: bool = False
+
+    # Secret for the HMAC-signed QR scene tokens; defaults to one derived from the WeChat secret.
+    scene_secret: SecretStr | None = None
+    station_code_rotation_s: int = 300
+
+    # Rules parameters (SPEC section 2 and 3).
+    activity_lead_hours: int = 24
+    activity_min_attendees: int = 1
+    rating_cohort: str = Field(default="all", pattern="^(all|type)$")
+    subsidy_new_home_cny: int = 50_000
+    subsidy_new_community_cny: int = 100_000
+    subsidy_top_cny: int = 50_000
+
+    # Fraud thresholds (SPEC section 3).
+    fraud_multi_station_count: int = 3
+    fraud_multi_station_minutes: int = 30
+    fraud_daily_floor: int = 20
+    fraud_daily_median_factor: int = 5
+
+    @field_validator("wechat_aes_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if v in ("", None) else v
+
+    @property
+    def admin_openid_set(self) -> frozenset[str]:
+        return frozenset(x.strip() for x in self.admin_openids.split(",") if x.strip())
+
+    @property
+    def safe_mode(self) -> bool:
+        return self.wechat_aes_key is not None
+
+    @property
+    def scene_key(self) -> bytes:
+        if self.scene_secret is not None:
+            return self.scene_secret.get_secret_value().encode()
+        return ("scene:" + self.wechat_secret.get_secret_value()).encode()

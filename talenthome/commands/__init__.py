@@ -1,0 +1,1 @@
+"""Subcommands of `talenthome`, one module per area; each has register(subparsers)."""
