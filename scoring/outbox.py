@@ -1,0 +1,30 @@
+"""The outbox: the domain decides what to tell whom by adding rows; the worker delivers them.
+
+`add` is idempotent on the notification's deterministic key (for example `rank:{station}:{yyyy-mm}:{event}`):
+adding the same key again changes nothing, so a retried task never sends twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scoring.clock import utcnow
+from scoring.models import Notification
+
+
+async def add(
+    session: AsyncSession, key: str, openid: str, payload: dict[str, Any], *, channel: str = "template"
+) -> bool:
+    """Queue one message; True when it is new. `payload` holds at least {"text": ...} (the Chinese
+    message); template messages also carry {"template": name, "data": {...}}."""
+    ins = postgresql.insert(Notification) if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert(Notification)
+    now = utcnow()
+    stmt = ins.values(key=key, openid=openid, channel=channel, created_at=now, next_attempt_at=now,
+                      payload=json.dumps(payload, ensure_ascii=False), status="pending", attempts=0
+                      ).on_conflict_do_nothing(index_elements=["key"]).returning(Notification.id)
+    return (await session.execute(stmt)).first() is not None

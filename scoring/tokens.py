@@ -1,0 +1,106 @@
+"""Signed QR scene strings (SPEC 5): station `st:<code>:<token>`, activity `ac:<id>:<token>`, a talent's
+personal code `tl:<token>`. Tokens are HMAC-SHA256 (truncated to 72 bits) over the scene and its issue
+time. Station codes rotate every `rotation_s` seconds and stay valid one more window (grace); a talent's
+personal code lives `TALENT_CODE_TTL_S`. Every scene string is at most 64 characters (WeChat's limit).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+MAX_SCENE: Final = 64
+TALENT_CODE_TTL_S: Final = 600
+_ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class SceneError(StrEnum):
+    MALFORMED = "malformed"
+    FORGED = "forged"
+    EXPIRED = "expired"
+
+
+def _b36(n: int) -> str:
+    if n < 0:
+        raise ValueError("negative")
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _ALPHABET[r] + out
+        if n == 0:
+            return out
+
+
+def _unb36(s: str) -> int:
+    if not s or any(c not in _ALPHABET for c in s) or len(s) > 12:
+        raise ValueError("not base36")
+    return int(s, 36)
+
+
+def _mac(key: bytes, message: str) -> str:
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:9]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+@dataclass(frozen=True)
+class Scene:
+    kind: str  # station | activity | talent
+    ref: str  # station code, activity id or talent id (as text)
+    issued: int  # window number (station) or unix seconds (activity, talent)
+
+
+def station_scene(key: bytes, code: str, now: float, rotation_s: int = 300) -> str:
+    window = int(now) // rotation_s
+    w = _b36(window)
+    scene = f"st:{code}:{w}.{_mac(key, f'st:{code}:{w}')}"
+    if len(scene) > MAX_SCENE:
+        raise ValueError(f"station code {code!r} too long for a {MAX_SCENE}-character scene")
+    return scene
+
+
+def activity_scene(key: bytes, activity_id: int, now: float) -> str:
+    t = _b36(int(now))
+    return f"ac:{activity_id}:{t}.{_mac(key, f'ac:{activity_id}:{t}')}"
+
+
+def talent_scene(key: bytes, talent_id: int, now: float) -> str:
+    i, t = _b36(talent_id), _b36(int(now))
+    return f"tl:{i}.{t}.{_mac(key, f'tl:{i}:{t}')}"
+
+
+def parse_scene(key: bytes, scene: str, now: float, rotation_s: int = 300) -> Scene | SceneError:
+    """Verify a scene string; a forged or malformed one never reveals which part was wrong."""
+    if not isinstance(scene, str) or len(scene) > MAX_SCENE:
+        return SceneError.MALFORMED
+    try:
+        if scene.startswith("st:"):
+            _, code, token = scene.split(":")
+            w, mac = token.split(".")
+            window = _unb36(w)
+            if not code or not hmac.compare_digest(mac, _mac(key, f"st:{code}:{w}")):
+                return SceneError.FORGED
+            current = int(now) // rotation_s
+            if not current - 1 <= window <= current:
+                return SceneError.EXPIRED
+            return Scene("station", code, window)
+        if scene.startswith("ac:"):
+            _, ref, token = scene.split(":")
+            t, mac = token.split(".")
+            if not ref.isdigit() or not hmac.compare_digest(mac, _mac(key, f"ac:{ref}:{t}")):
+                return SceneError.FORGED
+            return Scene("activity", ref, _unb36(t))
+        if scene.startswith("tl:"):
+            i, t, mac = scene[3:].split(".")
+            if not hmac.compare_digest(mac, _mac(key, f"tl:{i}:{t}")):
+                return SceneError.FORGED
+            issued = _unb36(t)
+            if not issued - 60 <= now <= issued + TALENT_CODE_TTL_S:
+                return SceneError.EXPIRED
+            return Scene("talent", str(_unb36(i)), issued)
+    except ValueError:
+        return SceneError.MALFORMED
+    return SceneError.MALFORMED
