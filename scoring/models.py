@@ -224,6 +224,20 @@ class Entry(Base):
     )
 
 
+class Void(Base):
+    """An admin's request to void a fact for fraud or error; the worker writes the reversal entries."""
+
+    __tablename__ = "voids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_kind: Mapped[str] = mapped_column(String(16))  # entry | visit | activity | media | flag
+    target_id: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (UniqueConstraint("target_kind", "target_id", name="uq_void_target"),)
+
+
 class BoardSnapshot(Base):
     __tablename__ = "board_snapshots"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:22:53.595560
+Create Date: 2026-11-28 21:25:18.483618
 """
 from alembic import op
 import sqlalchemy as sa
@@ -120,6 +120,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('cert_no'),
     sa.UniqueConstraint('openid')
+    )
+    op.create_table('voids',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('target_kind', sa.String(length=16), nullable=False),
+    sa.Column('target_id', sa.BigInteger(), nullable=False),
+    sa.Column('actor', sa.String(length=80), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('applied_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('target_kind', 'target_id', name='uq_void_target')
     )
     op.create_table('activities',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -440,6 +451,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_activities_ends_at'))
 
     op.drop_table('activities')
+    op.drop_table('voids')
     op.drop_table('talents')
     op.drop_table('stations')
     op.drop_table('rating_runs')
