@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from talenthome.runtime import CliError
 
 # Modules under talenthome.commands, each with register(subparsers) adding its subcommands.
-COMMAND_MODULES = ("setup", "data", "service", "boards", "calendar", "admin")
+COMMAND_MODULES = ("setup", "data", "service", "tools", "boards", "calendar", "admin")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,101 @@
+"""The bot's composition root: `create_app(settings)` builds the engine, Redis, the arq pool and the
+router, and hands them down through `Deps`. No module-level connections anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from wechatpy.crypto import WeChatCrypto
+
+from bot.router import Dispatcher, Router
+from bot.webhook import MAX_BODY, WebhookView
+from scoring.db import make_engine, make_sessionmaker
+from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: aioredis.Redis
+    arq: ArqRedis
+    dispatcher: Dispatcher
+    crypto: WeChatCrypto | None
+    handler_budget_s: float = 4.0
+    background: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    @property
+    def token(self) -> str:
+        return self.settings.wechat_token.get_secret_value()
+
+    async def enqueue(self, function: str, *args: Any, job_id: str) -> None:
+        """Enqueue an arq job with a deterministic id; a duplicate id is simply not enqueued again."""
+        await self.arq.enqueue_job(function, *args, _job_id=job_id)
+
+
+def build_router() -> Router:
+    from bot import handlers
+
+    return handlers.root_router()
+
+
+def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    view = WebhookView(app)
+    app.router.add_get("/wechat", view.get)
+    app.router.add_post("/wechat", view.post)
+    app.router.add_get("/healthz", healthz)
+
+    async def startup(app: web.Application) -> None:
+        if not settings.redis_url:
+            raise RuntimeError("REDIS_URL must be set (talenthome serve starts a private Redis when unset)")
+        engine = make_engine(settings.database_url)
+        arq_pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        crypto = None
+        if settings.wechat_aes_key is not None:
+            crypto = WeChatCrypto(settings.wechat_token.get_secret_value(),
+                                  settings.wechat_aes_key.get_secret_value(), settings.wechat_appid)
+        app["deps"] = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
+                           arq=arq_pool, dispatcher=Dispatcher(build_router()), crypto=crypto,
+                           handler_budget_s=handler_budget_s)
+
+    async def cleanup(app: web.Application) -> None:
+        deps: Deps = app["deps"]
+        if deps.background:
+            await asyncio.wait(list(deps.background), timeout=10)
+        await deps.arq.aclose()
+        await deps.engine.dispose()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    deps: Deps = request.app["deps"]
+    status = {"database": "ok", "redis": "ok"}
+    try:
+        async with asyncio.timeout(2):
+            async with deps.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as err:
+        status["database"] = f"down: {type(err).__name__}"
+    try:
+        async with asyncio.timeout(2):
+            await deps.redis.ping()
+    except Exception as err:
+        status["redis"] = f"down: {type(err).__name__}"
+    ok = all(v == "ok" for v in status.values())
+    return web.json_response(status, status=200 if ok else 503)

@@ -1,0 +1,208 @@
+"""Routing of incoming messages to handlers, aiogram-style.
+
+A `Router` registers words (Chinese first, English alias; staff routers also accept `/word`), events and
+QR scene prefixes; a role filter on a whole router (operator, admin) is checked once here, not in each
+handler. Handlers receive a `Context` and, for words, the rest of the line; they return the reply text
+(or None for no reply).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot import texts
+from scoring.models import Staff, Talent
+
+if TYPE_CHECKING:
+    from bot.app import Deps
+
+log = logging.getLogger(__name__)
+
+ROLES = ("talent", "operator", "admin")
+
+
+@dataclass
+class Incoming:
+    """What a person sent, reduced to what routing needs; `raw` is wechatpy's parsed message."""
+
+    openid: str
+    kind: str  # text | event | other
+    text: str = ""
+    event: str = ""  # lower case: subscribe, scan, scancode_waitmsg, click, ...
+    scene: str = ""  # a QR scene (SCAN / subscribe with qrscene_ / scancode ScanResult) or a menu key
+    safe: bool = False  # arrived encrypted (safe mode)
+    received_at: datetime | None = None
+    raw: Any = None
+
+
+@dataclass
+class Context:
+    deps: Deps
+    incoming: Incoming
+    _staff: Staff | bool | None = False
+    _talent: Talent | bool | None = False
+
+    @property
+    def openid(self) -> str:
+        return self.incoming.openid
+
+    async def staff(self) -> Staff | None:
+        if self._staff is False:
+            async with self.deps.sessions() as s:
+                self._staff = await s.scalar(select(Staff).where(Staff.openid == self.openid, Staff.active))
+        return self._staff  # type: ignore[return-value]
+
+    async def talent(self) -> Talent | None:
+        if self._talent is False:
+            async with self.deps.sessions() as s:
+                self._talent = await s.scalar(select(Talent).where(Talent.openid == self.openid))
+        return self._talent  # type: ignore[return-value]
+
+    async def roles(self) -> set[str]:
+        roles = {"talent"}
+        staff = await self.staff()
+        if staff is not None:
+            roles.add(staff.role)
+        if self.openid in self.deps.settings.admin_openid_set:
+            roles.add("admin")
+        return roles
+
+
+Handler = Callable[..., Awaitable[str | None]]
+
+
+@dataclass
+class Route:
+    handler: Handler
+    router: Router
+    changes_state: bool = True
+
+
+@dataclass
+class Router:
+    """`roles`: who may use this router's words and scenes (any of them); None = everyone."""
+
+    name: str
+    roles: frozenset[str] | None = None
+    words: dict[str, Route] = field(default_factory=dict)
+    events: dict[str, Route] = field(default_factory=dict)
+    scenes: dict[str, Route] = field(default_factory=dict)
+    patterns: list[tuple[re.Pattern[str], Route]] = field(default_factory=list)
+    children: list[Router] = field(default_factory=list)
+
+    def word(self, *names: str, changes_state: bool = True) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            for n in names:
+                self.words[n.lower()] = Route(fn, self, changes_state)
+            return fn
+        return deco
+
+    def event(self, *names: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            for n in names:
+                self.events[n.lower()] = Route(fn, self)
+            return fn
+        return deco
+
+    def scene(self, *prefixes: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            for p in prefixes:
+                self.scenes[p] = Route(fn, self)
+            return fn
+        return deco
+
+    def pattern(self, regex: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.patterns.append((re.compile(regex, re.S), Route(fn, self)))
+            return fn
+        return deco
+
+    def include_router(self, child: Router) -> Router:
+        self.children.append(child)
+        return child
+
+    def all_routers(self) -> Iterable[Router]:
+        yield self
+        for c in self.children:
+            yield from c.all_routers()
+
+
+class Dispatcher:
+    """Finds the route for an incoming message, applies the role filter, runs the handler."""
+
+    def __init__(self, root: Router):
+        self.words: dict[str, Route] = {}
+        self.events: dict[str, Route] = {}
+        self.scenes: dict[str, Route] = {}
+        self.patterns: list[tuple[re.Pattern[str], Route]] = []
+        for r in root.all_routers():
+            self.words.update(r.words)
+            self.events.update(r.events)
+            self.scenes.update(r.scenes)
+            self.patterns.extend(r.patterns)
+
+    @staticmethod
+    def split(text: str) -> tuple[str, str]:
+        text = text.strip()
+        parts = text.split(None, 1)
+        if not parts:
+            return "", ""
+        head, rest = parts[0], parts[1] if len(parts) > 1 else ""
+        return head, rest
+
+    def _word_route(self, text: str) -> tuple[str, Route, str] | None:
+        head, rest = self.split(text)
+        key = head.lower()
+        # Staff commands have two-word English forms: "/activity new ..." or "/station add ...".
+        sub_head, sub_rest = self.split(rest)
+        if sub_head and f"{key} {sub_head.lower()}" in self.words:
+            return f"{head} {sub_head}", self.words[f"{key} {sub_head.lower()}"], sub_rest
+        if key in self.words:
+            return head, self.words[key], rest
+        return None
+
+    async def _allowed(self, ctx: Context, route: Route) -> bool:
+        roles = route.router.roles
+        return roles is None or bool(roles & await ctx.roles())
+
+    async def dispatch(self, ctx: Context) -> str | None:
+        inc = ctx.incoming
+        if inc.kind == "text":
+            if not inc.text.strip():
+                return texts.EMPTY_TEXT
+            found = self._word_route(inc.text)
+            if found is not None:
+                word, route, rest = found
+                if not await self._allowed(ctx, route):
+                    return texts.NOT_ALLOWED.format(word=word)
+                return await route.handler(ctx, rest.strip())
+            for regex, route in self.patterns:
+                m = regex.fullmatch(inc.text.strip())
+                if m and await self._allowed(ctx, route):
+                    return await route.handler(ctx, m)
+            head, _ = self.split(inc.text)
+            return texts.UNKNOWN.format(word=head[:20])
+        if inc.kind == "event":
+            route = self.events.get(inc.event)
+            if route is None:
+                return None  # events we do not handle are acknowledged silently
+            if not await self._allowed(ctx, route):
+                return None
+            return await route.handler(ctx)
+        return texts.UNSUPPORTED
+
+    async def dispatch_scene(self, ctx: Context, scene: str) -> str | None:
+        """Handlers of scan events call this to reach the handler of the scene's prefix."""
+        route = self.scenes.get(scene[:3])
+        if route is None:
+            return None
+        if not await self._allowed(ctx, route):
+            return texts.NOT_ALLOWED.format(word="扫码")
+        return await route.handler(ctx, scene)
