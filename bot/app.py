@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wechatpy.crypto import WeChatCrypto
 
 from bot.router import Dispatcher, Router
-from bot.webhook import MAX_BODY, WebhookView
+from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
 from scoring.db import make_engine, make_sessionmaker
 from scoring.settings import Settings
 
@@ -67,12 +67,12 @@ def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Appl
         if settings.wechat_aes_key is not None:
             crypto = WeChatCrypto(settings.wechat_token.get_secret_value(),
                                   settings.wechat_aes_key.get_secret_value(), settings.wechat_appid)
-        app["deps"] = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
+        app[DEPS_KEY] = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
                            arq=arq_pool, dispatcher=Dispatcher(build_router()), crypto=crypto,
                            handler_budget_s=handler_budget_s)
 
     async def cleanup(app: web.Application) -> None:
-        deps: Deps = app["deps"]
+        deps: Deps = app[DEPS_KEY]
         if deps.background:
             await asyncio.wait(list(deps.background), timeout=10)
         await deps.arq.aclose()
@@ -84,7 +84,7 @@ def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Appl
 
 
 async def healthz(request: web.Request) -> web.Response:
-    deps: Deps = request.app["deps"]
+    deps: Deps = request.app[DEPS_KEY]
     status = {"database": "ok", "redis": "ok"}
     try:
         async with asyncio.timeout(2):

@@ -41,6 +41,7 @@ MAX_SKEW_S = 300
 DEDUPE_TTL_S = 600
 PENDING = b"\x00pending"
 EMPTY = "success"
+DEPS_KEY: web.AppKey[Any] = web.AppKey("deps")
 _FORBIDDEN_XML = re.compile(rb"<!DOCTYPE|<!ENTITY|<!\[INCLUDE|<!\[IGNORE", re.I)
 
 
@@ -118,7 +119,7 @@ class WebhookView:
 
     @property
     def deps(self) -> Any:
-        return self.app["deps"]
+        return self.app[DEPS_KEY]
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         """URL verification: echo `echostr` when the signature is right (in safe mode too)."""
