@@ -1,0 +1,109 @@
+"""Deadline, crash and retry behaviour of the webhook, with handlers injected into the running bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.router import Context, Dispatcher, Router
+from bot.webhook import DEPS_KEY
+from tests.bot.conftest import Bot, start_bot
+
+
+@pytest.fixture
+async def quick_bot(sqlite_url: str, redis_url: str) -> AsyncIterator[Bot]:
+    async for b in start_bot(sqlite_url, redis_url, handler_budget_s=0.3):
+        yield b
+
+
+def install(bot: Bot, router: Router) -> None:
+    bot.app[DEPS_KEY].dispatcher = Dispatcher(router)
+
+
+async def test_over_budget_answers_empty_then_retry_gets_the_answer(quick_bot: Bot) -> None:
+    release = asyncio.Event()
+    runs = 0
+    r = Router("slow")
+
+    @r.word("慢")
+    async def slow(ctx: Context, rest: str) -> str:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return "终于好了"
+
+    install(quick_bot, r)
+    msg_id, created = quick_bot.wx.next_msg_id(), int(time.time())
+    started = time.perf_counter()
+    first = await quick_bot.wx.text("oU", "慢", msg_id=msg_id, create_time=created)
+    assert first.status == 200 and first.text == "" and time.perf_counter() - started < 2
+    release.set()
+    deadline = time.monotonic() + 5
+    while True:
+        retry = await quick_bot.wx.text("oU", "慢", msg_id=msg_id, create_time=created)
+        if retry.text or time.monotonic() > deadline:
+            break
+    assert retry.text == "终于好了"
+    assert runs == 1
+
+
+async def test_retry_while_first_attempt_runs_waits_and_runs_once(bot: Bot) -> None:
+    gate = asyncio.Event()
+    runs = 0
+    r = Router("gated")
+
+    @r.word("等")
+    async def gated(ctx: Context, rest: str) -> str:
+        nonlocal runs
+        runs += 1
+        await gate.wait()
+        return "只办一次"
+
+    install(bot, r)
+    msg_id, created = bot.wx.next_msg_id(), int(time.time())
+    first = asyncio.create_task(bot.wx.text("oU", "等", msg_id=msg_id, create_time=created))
+    second = asyncio.create_task(bot.wx.text("oU", "等", msg_id=msg_id, create_time=created))
+    deadline = time.monotonic() + 5
+    while runs == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # polling for the handler to start, with a deadline
+    gate.set()
+    answers = await asyncio.gather(first, second)
+    assert [a.text for a in answers] == ["只办一次", "只办一次"]
+    assert runs == 1
+
+
+async def test_crashing_handler_answers_empty_and_logs(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    r = Router("broken")
+
+    @r.word("坏")
+    async def broken(ctx: Context, rest: str) -> str:
+        raise RuntimeError("boom")
+
+    install(bot, r)
+    with caplog.at_level(logging.ERROR, logger="bot.webhook"):
+        reply = await bot.wx.text("oCrash", "坏")
+    assert reply.status == 200 and reply.text == "" and "Traceback" not in reply.body
+    assert any("handler crashed" in rec.message and "oCrash" in rec.message for rec in caplog.records)
+
+
+async def test_role_filter_refuses_and_does_not_run(bot: Bot) -> None:
+    ran = False
+    admin = Router("admin-only", roles=frozenset({"admin"}))
+
+    @admin.word("删除", "/delete")
+    async def delete(ctx: Context, rest: str) -> str:
+        nonlocal ran
+        ran = True
+        return "已删除"
+
+    root = Router("root")
+    root.include_router(admin)
+    install(bot, root)
+    refused = await bot.wx.text("oNobody", "/delete everything")
+    assert "权限" in refused.text and not ran
+    allowed = await bot.wx.text("oAdminEnv", "/delete everything")  # ADMIN_OPENIDS in the test settings
+    assert allowed.text == "已删除" and ran
