@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bot import texts
-from scoring.models import Staff, Talent
+from scoring.db import transaction
+from scoring.models import AuditLog, Staff, Talent
 
 if TYPE_CHECKING:
     from bot.app import Deps
@@ -38,6 +39,7 @@ class Incoming:
     event: str = ""  # lower case: subscribe, scan, scancode_waitmsg, click, ...
     scene: str = ""  # a QR scene (SCAN / subscribe with qrscene_ / scancode ScanResult) or a menu key
     safe: bool = False  # arrived encrypted (safe mode)
+    via: str = "wechat"  # wechat | cli (`talenthome admin`, actor cli:<user>)
     received_at: datetime | None = None
     raw: Any = None
 
@@ -172,6 +174,32 @@ class Dispatcher:
         roles = route.router.roles
         return roles is None or bool(roles & await ctx.roles())
 
+    async def _staff_call(self, ctx: Context, route: Route, command: str,
+                          call: Callable[[], Awaitable[str | None]]) -> str | None:
+        """A staff route: role filter, the safe-mode rule for state-changing commands, and the audit row."""
+        assert route.router.roles is not None
+        if not await self._allowed(ctx, route):
+            reply: str | None = texts.NOT_ALLOWED.format(word=self.split(command)[0] or "扫码")
+            if route.changes_state:
+                await self._audit(ctx, route, command, "refused: role")
+            return reply
+        inc = ctx.incoming
+        if route.changes_state and inc.via == "wechat" and not inc.safe \
+                and not ctx.deps.settings.allow_plain_staff_commands:
+            await self._audit(ctx, route, command, "refused: plain mode")
+            return texts.PLAIN_MODE_REFUSED
+        reply = await call()
+        if route.changes_state:
+            await self._audit(ctx, route, command, reply or "")
+        return reply
+
+    async def _audit(self, ctx: Context, route: Route, command: str, outcome: str) -> None:
+        roles = await ctx.roles()
+        wanted = route.router.roles or frozenset()
+        role = "admin" if "admin" in roles & wanted else "operator" if "operator" in roles & wanted else "talent"
+        async with transaction(ctx.deps.sessions) as s:
+            s.add(AuditLog(actor=ctx.openid, role=role, command=command[:2000], outcome=outcome[:2000]))
+
     async def dispatch(self, ctx: Context) -> str | None:
         inc = ctx.incoming
         if inc.kind == "text":
@@ -179,9 +207,10 @@ class Dispatcher:
                 return texts.EMPTY_TEXT
             found = self._word_route(inc.text)
             if found is not None:
-                word, route, rest = found
-                if not await self._allowed(ctx, route):
-                    return texts.NOT_ALLOWED.format(word=word)
+                _, route, rest = found
+                if route.router.roles is not None:
+                    return await self._staff_call(ctx, route, inc.text.strip(),
+                                                  lambda: route.handler(ctx, rest.strip()))
                 return await route.handler(ctx, rest.strip())
             for regex, route in self.patterns:
                 m = regex.fullmatch(inc.text.strip())
@@ -203,6 +232,6 @@ class Dispatcher:
         route = self.scenes.get(scene[:3])
         if route is None:
             return None
-        if not await self._allowed(ctx, route):
-            return texts.NOT_ALLOWED.format(word="扫码")
+        if route.router.roles is not None:
+            return await self._staff_call(ctx, route, f"扫码 {scene}", lambda: route.handler(ctx, scene))
         return await route.handler(ctx, scene)

@@ -8,9 +8,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
+from bot import texts
 from bot.router import Context, Dispatcher, Router
 from bot.webhook import DEPS_KEY
+from scoring.models import AuditLog
 from tests.bot.conftest import Bot, start_bot
 
 
@@ -52,7 +55,7 @@ async def test_over_budget_answers_empty_then_retry_gets_the_answer(quick_bot: B
 
 
 async def test_retry_while_first_attempt_runs_waits_and_runs_once(bot: Bot) -> None:
-    gate = asyncio.Event()
+    gate, started = asyncio.Event(), asyncio.Event()
     runs = 0
     r = Router("gated")
 
@@ -60,6 +63,7 @@ async def test_retry_while_first_attempt_runs_waits_and_runs_once(bot: Bot) -> N
     async def gated(ctx: Context, rest: str) -> str:
         nonlocal runs
         runs += 1
+        started.set()
         await gate.wait()
         return "只办一次"
 
@@ -67,9 +71,7 @@ async def test_retry_while_first_attempt_runs_waits_and_runs_once(bot: Bot) -> N
     msg_id, created = bot.wx.next_msg_id(), int(time.time())
     first = asyncio.create_task(bot.wx.text("oU", "等", msg_id=msg_id, create_time=created))
     second = asyncio.create_task(bot.wx.text("oU", "等", msg_id=msg_id, create_time=created))
-    deadline = time.monotonic() + 5
-    while runs == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)  # polling for the handler to start, with a deadline
+    await asyncio.wait_for(started.wait(), 5)
     gate.set()
     answers = await asyncio.gather(first, second)
     assert [a.text for a in answers] == ["只办一次", "只办一次"]
@@ -90,20 +92,48 @@ async def test_crashing_handler_answers_empty_and_logs(bot: Bot, caplog: pytest.
     assert any("handler crashed" in rec.message and "oCrash" in rec.message for rec in caplog.records)
 
 
-async def test_role_filter_refuses_and_does_not_run(bot: Bot) -> None:
-    ran = False
+def admin_only(ran: list[str]) -> Router:
     admin = Router("admin-only", roles=frozenset({"admin"}))
 
     @admin.word("删除", "/delete")
     async def delete(ctx: Context, rest: str) -> str:
-        nonlocal ran
-        ran = True
+        ran.append(rest)
         return "已删除"
 
     root = Router("root")
     root.include_router(admin)
-    install(bot, root)
+    return root
+
+
+async def audit_rows(bot: Bot) -> list[tuple[str, str, str, str]]:
+    async with bot.sessions() as s:
+        rows = (await s.execute(select(AuditLog.actor, AuditLog.role, AuditLog.command, AuditLog.outcome)
+                                .order_by(AuditLog.id))).all()
+    return [tuple(r) for r in rows]
+
+
+async def test_role_filter_and_plain_mode_refuse_and_are_audited(bot: Bot) -> None:
+    ran: list[str] = []
+    install(bot, admin_only(ran))
     refused = await bot.wx.text("oNobody", "/delete everything")
-    assert "权限" in refused.text and not ran
-    allowed = await bot.wx.text("oAdminEnv", "/delete everything")  # ADMIN_OPENIDS in the test settings
-    assert allowed.text == "已删除" and ran
+    assert "权限" in refused.text
+    plain = await bot.wx.text("oAdminEnv", "/delete everything")  # an admin by ADMIN_OPENIDS, but plain mode
+    assert plain.text == texts.PLAIN_MODE_REFUSED
+    assert ran == []
+    assert await audit_rows(bot) == [("oNobody", "talent", "/delete everything", "refused: role"),
+                                     ("oAdminEnv", "admin", "/delete everything", "refused: plain mode")]
+
+
+async def test_admin_command_runs_in_safe_mode_and_is_audited(safe_bot: Bot) -> None:
+    ran: list[str] = []
+    install(safe_bot, admin_only(ran))
+    reply = await safe_bot.wx.text("oAdminEnv", "删除 everything")
+    assert reply.text == "已删除" and ran == ["everything"]
+    assert await audit_rows(safe_bot) == [("oAdminEnv", "admin", "删除 everything", "已删除")]
+
+
+async def test_plain_staff_commands_allowed_by_setting(sqlite_url: str, redis_url: str) -> None:
+    async for b in start_bot(sqlite_url, redis_url, allow_plain_staff_commands=True):
+        ran: list[str] = []
+        install(b, admin_only(ran))
+        assert (await b.wx.text("oAdminEnv", "/delete x")).text == "已删除" and ran == ["x"]
