@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,9 +41,13 @@ class Deps:
     def token(self) -> str:
         return self.settings.wechat_token.get_secret_value()
 
-    async def enqueue(self, function: str, *args: Any, job_id: str) -> None:
-        """Enqueue an arq job with a deterministic id; a duplicate id is simply not enqueued again."""
-        await self.arq.enqueue_job(function, *args, _job_id=job_id)
+    async def enqueue(self, function: str, *args: Any, job_id: str, defer_until: datetime | None = None) -> None:
+        """Enqueue an arq job with a deterministic id; a duplicate id is simply not enqueued again. A failure
+        is logged, not raised: the fact is in the database and the worker's sweeper enqueues it again."""
+        try:
+            await self.arq.enqueue_job(function, *args, _job_id=job_id, _defer_until=defer_until)
+        except Exception:
+            log.exception("could not enqueue %s %s; the sweeper will pick it up", function, job_id)
 
 
 def build_router() -> Router:

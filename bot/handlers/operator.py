@@ -1,0 +1,167 @@
+"""Operator words (one station each). The whole router is gated by the operator role; state-changing
+words need safe mode (bot/router.py) and leave an audit row."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.router import Context, Router
+from scoring import operations as ops
+from scoring import periods
+from scoring.boards import station_board, station_points
+from scoring.clock import utcnow
+from scoring.db import transaction
+from scoring.models import Station
+from scoring.periods import Period
+from scoring.tokens import activity_scene
+
+router = Router("operator", roles=frozenset({"operator"}))
+
+REFUSALS = {
+    ops.OpRefusal.BAD_TIME: texts.OP_BAD_TIME,
+    ops.OpRefusal.START_IN_PAST: texts.OP_START_IN_PAST,
+    ops.OpRefusal.END_BEFORE_START: texts.OP_END_BEFORE_START,
+    ops.OpRefusal.BAD_CAPACITY: texts.OP_BAD_CAPACITY,
+    ops.OpRefusal.BAD_TITLE: texts.OP_BAD_TITLE,
+    ops.OpRefusal.NOT_FOUND: texts.OP_NOT_FOUND,
+    ops.OpRefusal.OTHER_STATION: texts.OP_OTHER_STATION,
+    ops.OpRefusal.VOIDED: texts.OP_VOIDED,
+    ops.OpRefusal.BAD_URL: texts.OP_BAD_URL,
+    ops.OpRefusal.BAD_LEVEL: texts.OP_BAD_LEVEL,
+    ops.OpRefusal.STATION_DELISTED: texts.OP_STATION_DELISTED,
+}
+
+
+def refusal(r: ops.OpRefusal, activity_id: int | None = None) -> str:
+    return REFUSALS[r].format(id=activity_id)
+
+
+async def station_id_of(ctx: Context) -> int | None:
+    staff = await ctx.staff()
+    return staff.station_id if staff is not None else None
+
+
+@router.word("发布活动", "/activity new")
+async def publish(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    parts = [p.strip() for p in rest.split("|")]
+    if len(parts) != 5:
+        return texts.OP_PUBLISH_USAGE
+    title, start, end, capacity, theme = parts
+    try:
+        starts_at, ends_at = ops.parse_local_time(start), ops.parse_local_time(end)
+    except ValueError:
+        return texts.OP_BAD_TIME
+    if not capacity.isdigit():
+        return texts.OP_BAD_CAPACITY
+    async with transaction(ctx.deps.sessions) as s:
+        result = await ops.publish_activity(s, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
+                                            capacity=int(capacity), theme=theme, actor=ctx.openid)
+    if isinstance(result, ops.OpRefusal):
+        return refusal(result)
+    # R1 is decided at the activity's end (and again whenever a publicity report arrives).
+    await ctx.deps.enqueue("apply_activity", result.id, job_id=f"apply_activity:{result.id}:end",
+                           defer_until=periods.to_local(result.ends_at))
+    return texts.OP_PUBLISHED.format(id=result.id, title=result.title, start=start, end=end)
+
+
+@router.word("宣传", "/publicity")
+async def publicity(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    parts = rest.split()
+    activity_id = ops.parse_id(parts[0]) if len(parts) == 2 else None
+    if activity_id is None:
+        return texts.OP_PUBLICITY_USAGE
+    async with transaction(ctx.deps.sessions) as s:
+        result = await ops.add_publicity(s, station_id, activity_id, parts[1], actor=ctx.openid)
+    if isinstance(result, ops.OpRefusal):
+        return refusal(result, activity_id)
+    await ctx.deps.enqueue("apply_activity", activity_id, job_id=f"apply_activity:{activity_id}:pub{result.id}")
+    return texts.OP_PUBLICITY_OK.format(id=activity_id)
+
+
+@router.word("报道", "/media")
+async def media(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    parts = rest.split()
+    activity_id = ops.parse_id(parts[0]) if len(parts) >= 4 else None
+    if activity_id is None:
+        return texts.OP_MEDIA_USAGE
+    level, outlet, url = parts[1], " ".join(parts[2:-1]), parts[-1]
+    async with transaction(ctx.deps.sessions) as s:
+        result = await ops.add_media(s, station_id, activity_id, level=level, outlet=outlet, url=url,
+                                     actor=ctx.openid)
+    if isinstance(result, ops.OpRefusal):
+        return refusal(result, activity_id)
+    await ctx.deps.enqueue("apply_media", activity_id, job_id=f"apply_media:{activity_id}:{result.id}")
+    return texts.OP_MEDIA_OK.format(id=activity_id, level=texts.MEDIA_LEVEL_NAMES[result.level],
+                                    outlet=result.outlet or "-")
+
+
+@router.word("我的活动", "/activities", changes_state=False)
+async def my_activities(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    async with ctx.deps.sessions() as s:
+        rows = await ops.station_activities(s, station_id, now=utcnow())
+    if not rows:
+        return texts.OP_NO_ACTIVITIES
+    lines = []
+    for a in rows:
+        rate = f"{a.satisfaction_rate:.0%}" if a.satisfaction_rate is not None else "-"
+        status = "已计分" if a.points > 0 else ("待结束" if "ended" in a.r1_missing else
+                                               "缺宣传报道" if "publicity" in a.r1_missing else
+                                               "未达计分条件" if a.r1_missing else "计分中")
+        lines.append(texts.OP_ACTIVITY_LINE.format(
+            id=a.id, title=a.title, start=ops.format_local(a.starts_at), signups=a.signups,
+            cap=f"/{a.capacity}" if a.capacity else "", attendees=a.attendees, rate=rate, points=a.points,
+            status=status))
+    return "\n".join(lines)
+
+
+@router.word("活动码", "/code", changes_state=False)
+async def activity_code(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    activity_id = ops.parse_id(rest)
+    if activity_id is None:
+        return texts.OP_CODE_USAGE
+    async with ctx.deps.sessions() as s:
+        result = await ops.own_activity(s, station_id, activity_id)
+    if isinstance(result, ops.OpRefusal):
+        return refusal(result, activity_id)
+    scene = activity_scene(ctx.deps.settings.scene_key, activity_id, utcnow().timestamp())
+    return texts.OP_CODE.format(id=activity_id, scene=scene)
+
+
+@router.word("本站", "/station", changes_state=False)
+async def my_station(ctx: Context, rest: str) -> str:
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    now = utcnow()
+    async with ctx.deps.sessions() as s:
+        station = await s.get(Station, station_id)
+        assert station is not None
+        points = await station_points(s, station_id, now)
+        ranks = {}
+        for kind in ("month", "year", "total"):
+            board = await station_board(s, Period.parse(kind, now=now), now=now)
+            ranks[kind] = next((str(r.rank) for r in board if r.standing.id == station_id), "未参与")
+        satisfied, replies = await ops.satisfaction_rate(s, station_id)
+        flags = await ops.open_flags(s, station_id)
+        plan = await ops.has_plan(s, station_id, ops.next_month_of(now))
+    return texts.OP_STATION.format(
+        name=station.name, code=station.code, stars=station.stars,
+        status="正常" if station.status == "active" else "已摘牌",
+        month=points["month"], year=points["year"], total=points["total"], rank_month=ranks["month"],
+        rank_year=ranks["year"], rank_total=ranks["total"],
+        rate=f"{satisfied / replies:.0%}（{replies} 份评价）" if replies else "暂无评价", flags=flags,
+        plan="已上传" if plan else "尚未上传，请在本月底前发布下月活动")
