@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wechatpy.crypto import WeChatCrypto
 
+from bot.batcher import VisitBatcher
 from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
 from scoring.db import make_engine, make_sessionmaker
@@ -36,6 +37,7 @@ class Deps:
     crypto: WeChatCrypto | None
     handler_budget_s: float = 4.0
     background: set[asyncio.Future[Any]] = field(default_factory=set)
+    visits: VisitBatcher | None = None  # group commit of check-ins (bot/batcher.py)
 
     @property
     def token(self) -> str:
@@ -56,6 +58,32 @@ def build_router() -> Router:
     return handlers.root_router()
 
 
+async def build_deps(settings: Settings, *, handler_budget_s: float = 4.0) -> Deps:
+    """The engine, Redis/arq pool, crypto and router: shared by the web app and `talenthome admin`."""
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL must be set (talenthome serve starts a private Redis when unset)")
+    engine = make_engine(settings.database_url)
+    arq_pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    crypto = None
+    if settings.wechat_aes_key is not None:
+        crypto = WeChatCrypto(settings.wechat_token.get_secret_value(),
+                              settings.wechat_aes_key.get_secret_value(), settings.wechat_appid)
+    deps = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
+                arq=arq_pool, dispatcher=Dispatcher(build_router()), crypto=crypto,
+                handler_budget_s=handler_budget_s)
+    deps.visits = VisitBatcher(deps.sessions, arq_pool)
+    return deps
+
+
+async def close_deps(deps: Deps) -> None:
+    if deps.background:
+        await asyncio.wait(list(deps.background), timeout=10)
+    if deps.visits is not None:
+        await deps.visits.close()
+    await deps.arq.aclose()
+    await deps.engine.dispose()
+
+
 def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     view = WebhookView(app)
@@ -64,24 +92,10 @@ def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Appl
     app.router.add_get("/healthz", healthz)
 
     async def startup(app: web.Application) -> None:
-        if not settings.redis_url:
-            raise RuntimeError("REDIS_URL must be set (talenthome serve starts a private Redis when unset)")
-        engine = make_engine(settings.database_url)
-        arq_pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        crypto = None
-        if settings.wechat_aes_key is not None:
-            crypto = WeChatCrypto(settings.wechat_token.get_secret_value(),
-                                  settings.wechat_aes_key.get_secret_value(), settings.wechat_appid)
-        app[DEPS_KEY] = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
-                           arq=arq_pool, dispatcher=Dispatcher(build_router()), crypto=crypto,
-                           handler_budget_s=handler_budget_s)
+        app[DEPS_KEY] = await build_deps(settings, handler_budget_s=handler_budget_s)
 
     async def cleanup(app: web.Application) -> None:
-        deps: Deps = app[DEPS_KEY]
-        if deps.background:
-            await asyncio.wait(list(deps.background), timeout=10)
-        await deps.arq.aclose()
-        await deps.engine.dispose()
+        await close_deps(app[DEPS_KEY])
 
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)

@@ -69,6 +69,8 @@ class Context:
 
     async def roles(self) -> set[str]:
         roles = {"talent"}
+        if self.incoming.via == "cli":  # `talenthome admin`: the shell user acts as an admin
+            roles.add("admin")
         staff = await self.staff()
         if staff is not None:
             roles.add(staff.role)
