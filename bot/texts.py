@@ -61,3 +61,148 @@ OP_STATION = (
     "满意度 {rate}；待处理风险 {flags} 条；下月计划：{plan}"
 )
 MEDIA_LEVEL_NAMES = {"central": "中央", "provincial": "省级", "municipal": "市级", "county": "县级"}
+
+# -- admins ----------------------------------------------------------------------------------------
+AD_BAD_ARGS = "参数不正确。格式：{usage}"
+AD_NO_STATION = "没有找到站点 {code}，请检查站点编码。"
+AD_EXISTS = "站点 {code} 已存在，无需重复新增。"
+AD_STATION_ADDED = "站点 {code}（{name}）已新增，初始三星，自 {eligible} 起参与积分排名。"
+AD_DELISTED = "站点 {code} 已摘牌，不再参与排名，签到码同时失效。"
+AD_ALREADY_DELISTED = "站点 {code} 此前已摘牌，未做改动。"
+AD_REINSTATED = "站点 {code} 已恢复，重新参与排名。"
+AD_ALREADY_ACTIVE = "站点 {code} 状态正常，无需恢复。"
+AD_STAFF_ADDED = "已设置 {openid} 为{role}{station}。"
+AD_STAFF_REMOVED = "已移除工作人员 {openid}。"
+AD_STAFF_MISSING = "没有找到工作人员 {openid}，未做改动。"
+AD_VOID_OK = "作废申请 #{id} 已登记（{kind} #{target}），系统将生成冲正记录，稍后可在积分流水中查看。"
+AD_VOID_MISSING = "没有找到要作废的{kind} #{target}，请检查编号。"
+AD_VOID_ALREADY = "{kind} #{target} 已作废过，未做改动。"
+AD_SURVEY_OK = "站点 {code} {year} 年调查结果 {amount:+d} 分已登记 (#{id})，稍后计入积分。"
+AD_SURVEY_CAP = "站点 {code} {year} 年调查加减分合计将超出 ±50 分，未登记。当前合计 {total:+d} 分。"
+AD_EXTEND_OK = "站点 {code} {year} 年度积分计算时间已延长 {days} 天 (#{id})。"
+AD_EXTEND_RANGE = "延长天数须在 1 到 366 天之间。"
+AD_WARN_OK = "已记录对站点 {code} 的提醒谈话 (#{id})，并通知该站运营人员。"
+AD_WARN_MESSAGE = "【提醒谈话】市人才发展促进会对本站提出提醒：{note}。请及时整改，如有疑问请联系管理员。"
+AD_NO_FLAGS = "目前没有待处理的风险提示。"
+AD_FLAG_LINE = "风险 #{id} {rule}{hold}｜站点 {station}｜人才 {talent}｜打卡 {visit}｜{detail}"
+AD_NO_FLAG = "没有找到风险提示 #{id}，或已处理。"
+AD_RELEASE_OK = "风险 #{id} 已释放，暂扣的积分将稍后到账。"
+AD_NO_DEAD = "目前没有处理失败的任务。"
+AD_DEAD_LINE = "失败 #{id} {task} #{fact}｜{reason}｜{at}"
+AD_DEAD_MISSING = "没有找到失败任务 #{id}，或已重试。"
+AD_RETRY_OK = "失败任务 #{id} 已重新排队处理。"
+AD_AUDIT_LINE = "{at} {actor}（{role}）：{command} → {outcome}"
+AD_NO_AUDIT = "暂无操作记录。"
+ROLE_NAMES = {"operator": "运营人员", "admin": "管理员"}
+VOID_KIND_NAMES = {"entry": "积分流水", "visit": "打卡", "activity": "活动", "media": "媒体报道"}
+
+# -- talent flows: bind, scans, activities, satisfaction, points, gifts (handlers/account, visit, signup,
+# survey). Fields in braces are filled by the handler.
+NEED_BIND = "您还未绑定身份。请发送“绑定 人才证号 姓名”，例如：绑定 QZ2026001 张三。"
+
+BIND_USAGE = "请按格式发送：绑定 人才证号 姓名，例如：绑定 QZ2026001 张三。"
+BIND_OK = (
+    "绑定成功！{name}，欢迎您。\n"
+    "到人才之家扫描站点二维码即可打卡积分；发送“活动”查看近期活动，发送“帮助”查看全部功能。"
+)
+BIND_ALREADY = "您已绑定（{name}），无需重复绑定。发送“帮助”查看全部功能。"
+BIND_NO_MATCH = (
+    "未找到与该人才证号和姓名相符的登记信息，请核对后重试（本小时内还可尝试 {left} 次）。"
+    "如登记信息有误，请联系市人才发展促进会。"
+)
+BIND_TOO_MANY = "绑定尝试次数过多，请一小时后再试。如需帮助，请联系市人才发展促进会。"
+BIND_TALENT_TAKEN = "该人才证号已绑定其他微信号。如需更换绑定，请联系市人才发展促进会。"
+BIND_OPENID_TAKEN = "此微信号已绑定其他人才身份（{name}）。如需更换，请联系市人才发展促进会。"
+
+VISIT_OK = "打卡成功！{station}：站点和您各得 {points} 积分，稍后到账。发送“积分”可查看。"
+VISIT_OK_UNEVEN = "打卡成功！{station}：站点得 {station_points} 积分，您得 {talent_points} 积分，稍后到账。"
+VISIT_REJECTED = {
+    "forged_code": "无法识别该二维码，本次未打卡。请扫描站点现场展示的最新二维码。",
+    "expired_code": "该二维码已过期（站点码每 {minutes} 分钟更新），本次未打卡。请扫描现场最新的二维码。",
+    "unknown_station": "未找到该站点，本次未打卡。请确认扫描的是泉州人才之家的站点码，或咨询现场工作人员。",
+    "station_delisted": "{station}已摘牌，暂不能打卡积分。欢迎前往其他人才之家，发送“活动”查看近期活动。",
+    "not_bound": "您还未绑定身份，本次扫码未积分。请先发送“绑定 人才证号 姓名”，绑定后再扫码打卡。",
+    "staff_own_station": "您是{station}的工作人员，在本站打卡不计积分。感谢您的服务！",
+    "already_today": "您今天已在{station}打卡，积分已计入（同一站点每天计 1 次），明天再来或到其他站点打卡吧。",
+    "unknown_activity": "未找到该活动，或活动已取消。请咨询现场工作人员，发送“活动”查看近期活动。",
+    "activity_not_started": "「{title}」尚未开始签到，请在活动开始前 30 分钟内扫码（开始时间 {start}）。",
+    "activity_ended": "「{title}」已结束，无法签到。发送“活动”查看近期活动。",
+    "activity_full": "「{title}」名额已满，无法现场签到。发送“活动”查看其他活动。",
+}
+ATTEND_OK = "签到成功！已记录您参加「{title}」。{credit}\n活动结束后请回复 1-5 为活动打分。"
+ATTEND_AGAIN = "您已签到过「{title}」，无需重复签到。{credit}"
+ATTEND_CREDIT = "站点和您各得 {points} 积分，稍后到账。"
+ATTEND_NO_CREDIT = "今天已在本站点计过打卡积分，本次不重复计分。"
+ATTEND_STAFF = "您是本站点工作人员，签到不计积分。"
+
+MYCODE = (
+    "您的个人签到码（{minutes} 分钟内有效）：\n{scene}\n"
+    "请在站点出示给工作人员，工作人员用公众号菜单中的“扫一扫”扫描后即为您打卡。过期后请重新发送“我的码”。"
+)
+
+ACTIVITIES_HEAD = "近期活动（第 {page}/{pages} 页，共 {total} 个）："
+ACTIVITY_LINE = "#{id} {title}\n  {station}｜{when}｜{seats}"
+SEATS_UNLIMITED = "不限名额"
+SEATS_LEFT = "余 {left} 个名额"
+SEATS_FULL = "名额已满"
+ACTIVITIES_FOOT = "报名请发送“报名 编号”，例如：报名 {example}。"
+ACTIVITIES_NEXT = "发送“活动 {page}”查看下一页。"
+ACTIVITIES_NONE = "近期暂无可报名的活动，请过几天再来看看。"
+ACTIVITIES_MINE = "您已报名：{ids}。如需取消，发送“取消 编号”。"
+
+SIGNUP_USAGE = "请发送“报名 活动编号”，例如：报名 12。发送“活动”查看活动编号。"
+SIGNUP_OK = (
+    "报名成功！「{title}」\n时间：{when}\n地点：{station}\n"
+    "活动开始前会提醒您；到场后请扫描活动码签到。如需取消，发送“取消 {id}”。"
+)
+SIGNUP_FULL = "很抱歉，「{title}」名额已满。发送“活动”查看其他活动。"
+SIGNUP_CLOSED = "「{title}」已开始，报名已截止。发送“活动”查看其他活动。"
+SIGNUP_ALREADY = "您已报名「{title}」，无需重复报名。如需取消，发送“取消 {id}”。"
+SIGNUP_NOT_FOUND = "未找到编号为 {id} 的活动。请发送“活动”查看可报名的活动。"
+CANCEL_USAGE = "请发送“取消 活动编号”，例如：取消 12。"
+CANCEL_OK = "已取消「{title}」的报名。如改变主意，可再次发送“报名 {id}”。"
+CANCEL_NOT_SIGNED = "您没有报名「{title}」，无需取消。"
+CANCEL_CLOSED = "「{title}」已开始，无法取消报名。"
+
+SAT_OK = "感谢您为「{title}」打 {score} 分！您的评价将帮助站点把活动办得更好。"
+SAT_OK_LOW = "感谢您的反馈！已将您对「{title}」的评价（{score} 分）转告站点，他们会尽快了解情况并改进。"
+SAT_ALREADY = "您已为「{title}」评过分，每个活动只记录一次。感谢您的参与！"
+SAT_NONE = "目前没有待评价的活动。活动结束后收到邀请时，回复 1-5 即可评分；发送“帮助”查看全部功能。"
+SAT_MORE = "您还有 {n} 个活动待评价，请继续回复 1-5。"
+SAT_BUSY = "正在记录您的上一条评价，请稍后再试。"
+LOW_SCORE_ALERT = (
+    "【低分评价提醒】{station}的活动「{title}」收到 {score} 分评价（人才：{name}），意见：{comment}。"
+    "请及时了解情况并改进。"
+)
+
+POINTS = "您的可用积分：{balance} 分\n今年获得 {year} 分，本月 {month} 分，累计 {total} 分。"
+POINTS_RECENT = "最近记录："
+POINTS_LINE = "{date} {amount:+d} {what}"
+POINTS_EMPTY = "暂无积分记录。到人才之家扫码打卡、参加活动即可获得积分。"
+POINTS_FOOT = "发送“礼品”查看可兑换的礼品，发送“排名”查看排行榜。"
+ENTRY_WORDS = {
+    "R3": "到{subject}打卡",
+    "R3:activity": "参加活动「{subject}」",
+    "G": "兑换礼品{subject}",
+    "V": "撤销：{subject}",
+    "other": "积分调整",
+}
+
+RANK_HEAD = "本月站点排行榜（前 5 名）："
+RANK_LINE = "第 {rank} 名 {name} {points} 分"
+RANK_NONE = "本月暂无站点排名。"
+RANK_MINE = "您今年的积分排名：第 {rank} 名（{points} 分）。"
+RANK_MINE_NONE = "您今年还没有积分，到站点打卡即可上榜。"
+
+GIFTS_HEAD = "可兑换礼品："
+GIFTS_BALANCE = "您的可用积分：{balance} 分。"
+GIFT_LINE = "#{id} {name}｜{cost} 分｜{stock}"
+GIFT_STOCK = "库存 {stock}"
+GIFT_OUT = "已兑完"
+GIFTS_FOOT = "兑换请发送“兑换 编号”，例如：兑换 {example}。"
+GIFTS_NONE = "暂无可兑换的礼品，敬请期待。"
+REDEEM_USAGE = "请发送“兑换 礼品编号”，例如：兑换 3。发送“礼品”查看礼品编号。"
+REDEEM_OK = "已收到您兑换「{gift}」（{cost} 分）的申请，正在处理。完成后将发消息告知取货码，请留意。"
+REDEEM_BALANCE = "积分不足：「{gift}」需要 {cost} 分，您当前可用 {available} 分。多打卡、参加活动可获得更多积分。"
+REDEEM_STOCK = "很抱歉，「{gift}」已兑完。发送“礼品”查看其他礼品。"
+REDEEM_NOT_FOUND = "未找到编号为 {id} 的礼品。请发送“礼品”查看可兑换的礼品。"
