@@ -16,6 +16,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("text", help='the command text, e.g. "/survey ST001 2026 +10 知晓率测评"')
     p.add_argument("--actor", help="who you are (default: your login name)")
     p.set_defaults(func=admin)
+    p = sub.add_parser("export", help="export a report as an Excel workbook (openpyxl)")
+    p.add_argument("kind", help="month-board, year-board, rating, activities or audit")
+    p.add_argument("--period", help="2026-11 (month-board, activities, audit) or 2026 (year-board, rating, audit)")
+    p.add_argument("-o", "--output", help="the .xlsx file to write (default: KIND-PERIOD.xlsx)")
+    p.set_defaults(func=export)
+
+
+def export(args: argparse.Namespace) -> int:
+    from scoring.exports import KINDS, ExportError, build
+    from talenthome.runtime import database
+
+    if args.kind not in KINDS:
+        raise CliError(f"unknown export {args.kind!r}; one of: {', '.join(KINDS)}")
+    if args.output and not args.output.endswith(".xlsx"):
+        raise CliError("the output file must end with .xlsx")
+
+    async def go() -> str:
+        async with database(Settings()) as sessions, sessions() as s:
+            try:
+                wb, period = await build(s, args.kind, args.period)
+            except ExportError as err:
+                raise CliError(str(err)) from None
+        path = args.output or f"{args.kind}-{period}.xlsx"
+        try:
+            wb.save(path)
+        except OSError as err:
+            raise CliError(f"cannot write {path}: {err.strerror}") from None
+        return path
+
+    print(asyncio.run(go()))
+    return 0
 
 
 def admin(args: argparse.Namespace) -> int:
