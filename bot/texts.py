@@ -206,3 +206,17 @@ REDEEM_OK = "已收到您兑换「{gift}」（{cost} 分）的申请，正在处
 REDEEM_BALANCE = "积分不足：「{gift}」需要 {cost} 分，您当前可用 {available} 分。多打卡、参加活动可获得更多积分。"
 REDEEM_STOCK = "很抱歉，「{gift}」已兑完。发送“礼品”查看其他礼品。"
 REDEEM_NOT_FOUND = "未找到编号为 {id} 的礼品。请发送“礼品”查看可兑换的礼品。"
+AD_CLOSE_USAGE = "月结 YYYY-MM，例如：月结 2026-11"
+AD_CLOSED = "{month} 月结完成：{top}。已向 {n} 个站点发送月报。"
+AD_CLOSED_ALREADY = "{month} 此前已月结，未做改动：{top}。"
+AD_CLOSE_TOP = "第一名 {code} {name}（{points} 分），{featured} 首屏轮播"
+AD_CLOSE_NO_TOP = "本月无站点得分，无首屏轮播站点"
+AD_CLOSE_REFUSED = "{month} 尚未结束或格式不对，暂不能月结。"
+AD_RATE_USAGE = "评星 年份 [确认]，例如：评星 2026（预览）或 评星 2026 确认"
+AD_RATE_PREVIEW = (
+    "{year} 年度评星预览（第 {rev} 版）：晋升 {up} 家，降星 {down} 家，摘牌 {delisted} 家，"
+    "补助 {subsidies} 家共 {total} 元。{detail}确认请发送：评星 {year} 确认"
+)
+AD_RATE_CONFIRMED = "{year} 年度评星已确认：晋升 {up} 家，降星 {down} 家，摘牌 {delisted} 家，已通知相关站点。"
+AD_RATE_ALREADY = "{year} 年度评星此前已确认，未做改动。"
+AD_RATE_REFUSED = "暂不能评星：{detail}"

@@ -266,6 +266,8 @@ class RatingRun(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
     confirmed_by: Mapped[str | None] = mapped_column(String(80))
+    # Times the year was reversed; part of the rating notification keys, so a re-confirmed year is told again.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Rating(Base):
@@ -274,9 +276,10 @@ class Rating(Base):
     year: Mapped[int] = mapped_column(ForeignKey("rating_runs.year"))
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
     cohort: Mapped[str] = mapped_column(String(16), default="all")
-    rank: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int | None] = mapped_column(Integer)  # None: not ranked (a new station's subsidy row)
     points: Mapped[int] = mapped_column(Integer)
     stars_before: Mapped[int] = mapped_column(Integer)
+    streak_before: Mapped[int] = mapped_column(Integer, default=0)  # demotion_streak before; for reversal
     stars_after: Mapped[int] = mapped_column(Integer)
     move: Mapped[str] = mapped_column(String(8))  # up | down | same
     delisted: Mapped[bool] = mapped_column(Boolean, default=False)

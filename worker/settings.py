@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from arq.connections import RedisSettings
 
@@ -64,6 +65,7 @@ def worker_settings(redis_url: str, settings: Settings | None = None, **override
         "max_jobs": 50,
         "retry_jobs": True,
         "handle_signals": True,
+        "timezone": ZoneInfo("Asia/Shanghai"),  # cron hours are local (SPEC 3, "Time")
     }
     opts.update(overrides)
     return opts

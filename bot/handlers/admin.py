@@ -8,7 +8,9 @@ from datetime import date
 from bot import texts
 from bot.router import Context, Router
 from scoring import admin as adm
-from scoring import periods
+from scoring import periods, rating
+from scoring.calendar import CloseRefused, month_close
+from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.operations import format_local, parse_id
 
@@ -244,3 +246,50 @@ async def audit(ctx: Context, rest: str) -> str:
     return "\n".join(texts.AD_AUDIT_LINE.format(
         at=periods.to_local(a.at).strftime("%m-%d %H:%M"), actor=a.actor, role=a.role, command=a.command[:60],
         outcome=a.outcome[:40]) for a in rows)
+
+
+@router.word("月结", "/month-close")
+async def close_month(ctx: Context, rest: str) -> str:
+    key = rest.strip()
+    if len(key) != 7:
+        return texts.AD_BAD_ARGS.format(usage=texts.AD_CLOSE_USAGE)
+    async with transaction(ctx.deps.sessions) as s:
+        result = await month_close(s, key, utcnow())
+    if isinstance(result, CloseRefused):
+        return texts.AD_CLOSE_REFUSED.format(month=key)
+    top = next((r for r in result.board if r.station_id == result.featured_station_id), None)
+    top_text = texts.AD_CLOSE_TOP.format(code=top.code, name=top.name, points=top.points,
+                                         featured=result.featured_month) if top else texts.AD_CLOSE_NO_TOP
+    if result.already:
+        return texts.AD_CLOSED_ALREADY.format(month=key, top=top_text)
+    return texts.AD_CLOSED.format(month=key, top=top_text, n=result.notified)
+
+
+@router.word("评星", "/rate")
+async def rate(ctx: Context, rest: str) -> str:
+    parts = rest.split()
+    if not parts or not parts[0].isdigit() or len(parts[0]) != 4 or len(parts) > 2 \
+            or (len(parts) == 2 and parts[1].lower() not in ("确认", "confirm")):
+        return texts.AD_BAD_ARGS.format(usage=texts.AD_RATE_USAGE)
+    year, confirming = int(parts[0]), len(parts) == 2
+    settings = ctx.deps.settings
+    async with transaction(ctx.deps.sessions) as s:
+        stored = await rating.load(s, year)
+        result: rating.Outcome | rating.RatingRefused
+        was_confirmed = stored is not None and stored.status == "confirmed"
+        if stored is not None and was_confirmed:
+            result = stored
+        else:
+            result = await rating.preview(s, year, settings)
+            if confirming and isinstance(result, rating.Outcome):
+                result = await rating.confirm(s, year, ctx.openid, admin_openids=settings.admin_openid_set)
+    if isinstance(result, rating.RatingRefused):
+        return texts.AD_RATE_REFUSED.format(detail=result.detail)
+    summary = result.summary()
+    if result.status == "confirmed":
+        if was_confirmed or result.already:
+            return texts.AD_RATE_ALREADY.format(year=year)
+        return texts.AD_RATE_CONFIRMED.format(year=year, **summary)
+    delisted = "、".join(x.code for x in result.delisted)
+    detail = f"摘牌：{delisted}。" if delisted else ""
+    return texts.AD_RATE_PREVIEW.format(year=year, rev=result.revision, detail=detail, **summary)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 21:25:18.483618
+Create Date: 2026-11-28 21:27:22.043962
 """
 from alembic import op
 import sqlalchemy as sa
@@ -82,6 +82,7 @@ def upgrade() -> None:
     sa.Column('computed_at', sa.DateTime(), nullable=False),
     sa.Column('confirmed_at', sa.DateTime(), nullable=True),
     sa.Column('confirmed_by', sa.String(length=80), nullable=True),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('year')
     )
     op.create_table('stations',
@@ -209,9 +210,10 @@ def upgrade() -> None:
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('station_id', sa.Integer(), nullable=False),
     sa.Column('cohort', sa.String(length=16), nullable=False),
-    sa.Column('rank', sa.Integer(), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=True),
     sa.Column('points', sa.Integer(), nullable=False),
     sa.Column('stars_before', sa.Integer(), nullable=False),
+    sa.Column('streak_before', sa.Integer(), nullable=False),
     sa.Column('stars_after', sa.Integer(), nullable=False),
     sa.Column('move', sa.String(length=8), nullable=False),
     sa.Column('delisted', sa.Boolean(), nullable=False),

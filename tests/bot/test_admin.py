@@ -177,3 +177,28 @@ async def test_admin_from_the_shell(safe_bot: Bot) -> None:
     assert list(map(tuple, audit)) == [("cli:ops", "admin")]
     bad = await run_cli("admin", "  ", env=env)
     assert bad.returncode == 2 and bad.stderr.strip() == "talenthome: error: empty command text"
+
+
+async def test_month_close_and_rating_words(safe_bot: Bot) -> None:
+    async with transaction(safe_bot.sessions) as s:
+        stations = [await f.station(s, f"R{i}") for i in range(5)]
+        talent = await f.talent(s)
+        for i, st in enumerate(stations):  # R4 scores most in Oct 2025 (and 2025), R0 least
+            for d in range(i + 1):
+                v = await f.visit(s, talent, st, datetime(2025, 10, 1 + d, 2, 0))
+                await ledger.apply_visit(s, v.id)
+    closed = await ask(safe_bot, "月结 2025-10")
+    assert "R4" in closed and "2025-11 首屏轮播" in closed
+    assert "此前已月结" in await ask(safe_bot, "/month-close 2025-10")
+    assert "格式" in await ask(safe_bot, "月结 十月")
+    assert "尚未结束" in await ask(safe_bot, "月结 2099-01")
+    preview = await ask(safe_bot, "评星 2025")
+    assert "晋升 1 家" in preview and "评星 2025 确认" in preview
+    async with safe_bot.sessions() as s:
+        assert (await s.scalar(select(Station.stars).where(Station.code == "R4"))) == 3  # a preview changes no stars
+    assert "已确认" in await ask(safe_bot, "/rate 2025 confirm")
+    assert await ask(safe_bot, "评星 2025 确认") == texts.AD_RATE_ALREADY.format(year=2025)
+    async with safe_bot.sessions() as s:
+        assert (await s.scalar(select(Station.stars).where(Station.code == "R4"))) == 4
+    assert "暂不能评星" in await ask(safe_bot, "评星 2099")
+    assert "格式" in await ask(safe_bot, "评星 2025 maybe")

@@ -1,0 +1,144 @@
+"""A talent's account: `绑定`, `积分`, `排名`, `礼品`, `兑换`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.handlers.signup import parse_id
+from bot.router import Context, Router
+from scoring import accounts, gifts, live
+from scoring.boards import talent_points
+from scoring.clock import utcnow
+from scoring.db import transaction
+from scoring.ledger import talent_balance
+from scoring.periods import Period, to_local
+
+router = Router("account")
+
+
+@router.word("绑定", "bind")
+async def bind(ctx: Context, rest: str) -> str:
+    parts = rest.split()
+    if len(parts) < 2:
+        return texts.BIND_USAGE
+    cert_no, name = parts[0], "".join(parts[1:])
+    now = ctx.incoming.received_at or utcnow()
+    async with transaction(ctx.deps.sessions) as s:
+        result = await accounts.bind(s, ctx.deps.redis, openid=ctx.openid, cert_no=cert_no, name=name, now=now)
+        mine = await ctx.talent() if isinstance(result, accounts.BindRefused) \
+            and result.reason is accounts.BindRefusal.OPENID_TAKEN else None
+    if isinstance(result, accounts.Bound):
+        return (texts.BIND_ALREADY if result.already else texts.BIND_OK).format(name=result.talent.name)
+    return {
+        accounts.BindRefusal.NO_MATCH: texts.BIND_NO_MATCH,
+        accounts.BindRefusal.TOO_MANY_TRIES: texts.BIND_TOO_MANY,
+        accounts.BindRefusal.TALENT_TAKEN: texts.BIND_TALENT_TAKEN,
+        accounts.BindRefusal.OPENID_TAKEN: texts.BIND_OPENID_TAKEN,
+    }[result.reason].format(left=result.tries_left, name=mine.name if mine else "")
+
+
+def entry_words(line: accounts.Line) -> str:
+    """An entry's reason in words: 到某站打卡, 参加活动「…」, 兑换礼品「…」, 撤销：…"""
+    rule = line.rule
+    if line.reversal:
+        rule = {"visit": "R3", "redemption": "G"}.get(line.fact_kind, "other")
+    if rule == "R3":
+        words = texts.ENTRY_WORDS["R3:activity" if line.activity else "R3"].format(subject=line.subject or "站点")
+    elif rule == "G":
+        words = texts.ENTRY_WORDS["G"].format(subject=f"「{line.subject}」" if line.subject else "")
+    else:
+        words = texts.ENTRY_WORDS["other"]
+    return texts.ENTRY_WORDS["V"].format(subject=words) if line.reversal else words
+
+
+@router.word("积分", "points", changes_state=False)
+async def points(ctx: Context, rest: str) -> str:
+    talent = await ctx.talent()
+    if talent is None:
+        return texts.NEED_BIND
+    now = ctx.incoming.received_at or utcnow()
+    async with ctx.deps.sessions() as s:
+        p = await talent_points(s, talent.id, now)
+        lines = await accounts.recent_entries(s, talent.id, 5)
+    out = [texts.POINTS.format(**p)]
+    if lines:
+        out.append(texts.POINTS_RECENT)
+        for line in lines:
+            local = to_local(line.occurred_at)
+            out.append(texts.POINTS_LINE.format(date=f"{local.month}月{local.day}日", amount=line.amount,
+                                                what=entry_words(line)))
+    else:
+        out.append(texts.POINTS_EMPTY)
+    out.append(texts.POINTS_FOOT)
+    return "\n".join(out)
+
+
+async def _talent_rank(ctx: Context, session: AsyncSession, talent_id: int, now: datetime) -> tuple[int | None, int]:
+    """(rank, points) this year: from the live boards in Redis when built, else one aggregate in SQL."""
+    if await live.is_built(ctx.deps.redis):
+        standing = await live.talent_standing(ctx.deps.redis, talent_id, Period.parse("year", now=now))
+        return standing if standing is not None else (None, 0)
+    return await accounts.talent_year_rank(session, talent_id, now)
+
+
+@router.word("排名", "rank", changes_state=False)
+async def rank(ctx: Context, rest: str) -> str:
+    now = ctx.incoming.received_at or utcnow()
+    talent = await ctx.talent()
+    async with ctx.deps.sessions() as s:
+        board = await live.station_board(s, ctx.deps.redis, Period.parse("month", now=now), now=now)
+        mine = await _talent_rank(ctx, s, talent.id, now) if talent else None
+    top = [r for r in board if r.points > 0][:5]
+    out = [texts.RANK_HEAD, *(texts.RANK_LINE.format(rank=r.rank, name=r.standing.name, points=r.points)
+                              for r in top)] if top else [texts.RANK_NONE]
+    if talent is None:
+        out.append(texts.NEED_BIND)
+    elif mine is None or mine[0] is None:
+        out.append(texts.RANK_MINE_NONE)
+    else:
+        out.append(texts.RANK_MINE.format(rank=mine[0], points=mine[1]))
+    return "\n".join(out)
+
+
+@router.word("礼品", "gifts", changes_state=False)
+async def gift_list(ctx: Context, rest: str) -> str:
+    talent = await ctx.talent()
+    async with ctx.deps.sessions() as s:
+        items = await gifts.catalogue(s)
+        available = None
+        if talent is not None:
+            available = await talent_balance(s, talent.id) - await gifts.pending_costs(s, talent.id)
+    if not items:
+        return texts.GIFTS_NONE
+    out = [texts.GIFTS_HEAD]
+    for g in items:
+        stock = texts.GIFT_STOCK.format(stock=g.stock) if g.stock > 0 else texts.GIFT_OUT
+        out.append(texts.GIFT_LINE.format(id=g.id, name=g.name, cost=g.cost, stock=stock))
+    if available is not None:
+        out.append(texts.GIFTS_BALANCE.format(balance=available))
+    out.append(texts.GIFTS_FOOT.format(example=items[0].id))
+    return "\n".join(out)
+
+
+@router.word("兑换", "redeem")
+async def redeem(ctx: Context, rest: str) -> str:
+    gift_id = parse_id(rest)
+    if gift_id is None:
+        return texts.REDEEM_USAGE
+    talent = await ctx.talent()
+    if talent is None:
+        return texts.NEED_BIND
+    async with transaction(ctx.deps.sessions) as s:
+        result = await gifts.request_redemption(s, talent_id=talent.id, gift_id=gift_id)
+    if isinstance(result, gifts.Requested):
+        await ctx.deps.enqueue("apply_redemption", result.redemption.id, job_id=result.job_id)
+        return texts.REDEEM_OK.format(gift=result.gift.name, cost=result.gift.cost)
+    name, cost = (result.gift.name, result.gift.cost) if result.gift else ("", 0)
+    return {
+        gifts.RedeemRefusal.NOT_FOUND: texts.REDEEM_NOT_FOUND,
+        gifts.RedeemRefusal.STOCK: texts.REDEEM_STOCK,
+        gifts.RedeemRefusal.BALANCE: texts.REDEEM_BALANCE,
+    }[result.reason].format(id=gift_id, gift=name, cost=cost, available=result.available)

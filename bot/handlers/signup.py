@@ -1,0 +1,111 @@
+"""Activities: the list (`活动 [page]`), `报名 <id>` and `取消 <id>` (ids typed as `#12` or `12`)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+
+from bot import texts
+from bot.router import Context, Router
+from scoring import signups
+from scoring.clock import utcnow
+from scoring.db import transaction
+from scoring.models import Activity, Station
+from scoring.periods import to_local
+
+router = Router("signup")
+
+
+def parse_id(text: str) -> int | None:
+    """`#12`, `＃12`, `12` or full-width digits; None for anything else."""
+    t = unicodedata.normalize("NFKC", text).strip().lstrip("#")
+    return int(t) if t.isdigit() and len(t) < 12 else None
+
+
+def when(starts_at: datetime, ends_at: datetime | None = None) -> str:
+    """Local time as people read it: 12月5日 14:00-16:00 (the end's date too when another day)."""
+    s = to_local(starts_at)
+    out = f"{s.month}月{s.day}日 {s:%H:%M}"
+    if ends_at is not None:
+        e = to_local(ends_at)
+        out += f"-{e:%H:%M}" if e.date() == s.date() else f" 至 {e.month}月{e.day}日 {e:%H:%M}"
+    return out
+
+
+def seats(item: signups.Listed) -> str:
+    left = item.seats_left
+    if left is None:
+        return texts.SEATS_UNLIMITED
+    return texts.SEATS_LEFT.format(left=left) if left > 0 else texts.SEATS_FULL
+
+
+@router.word("活动", "activities", changes_state=False)
+async def activities(ctx: Context, rest: str) -> str:
+    page = parse_id(rest) if rest else 1
+    now = ctx.incoming.received_at or utcnow()
+    async with ctx.deps.sessions() as s:
+        found = await signups.upcoming(s, now, page or 1)
+        talent = await ctx.talent()
+        mine = await signups.my_signups(s, talent.id, now) if talent is not None else []
+    if not found.items:
+        return texts.ACTIVITIES_NONE
+    lines = [texts.ACTIVITIES_HEAD.format(page=found.page, pages=found.pages, total=found.total)]
+    lines += [texts.ACTIVITY_LINE.format(id=a.id, title=a.title, station=a.station, when=when(a.starts_at, a.ends_at),
+                                         seats=seats(a)) for a in found.items]
+    if mine:
+        lines.append(texts.ACTIVITIES_MINE.format(ids="、".join(f"#{a.id}" for a in mine)))
+    lines.append(texts.ACTIVITIES_FOOT.format(example=found.items[0].id))
+    if found.page < found.pages:
+        lines.append(texts.ACTIVITIES_NEXT.format(page=found.page + 1))
+    return "\n".join(lines)
+
+
+async def _station_name(ctx: Context, activity: Activity) -> str:
+    async with ctx.deps.sessions() as s:
+        station = await s.get(Station, activity.station_id)
+    return station.name if station is not None else ""
+
+
+@router.word("报名", "signup")
+async def signup(ctx: Context, rest: str) -> str:
+    activity_id = parse_id(rest)
+    if activity_id is None:
+        return texts.SIGNUP_USAGE
+    talent = await ctx.talent()
+    if talent is None:
+        return texts.NEED_BIND
+    now = ctx.incoming.received_at or utcnow()
+    async with transaction(ctx.deps.sessions) as s:
+        result = await signups.signup(s, talent_id=talent.id, activity_id=activity_id, now=now)
+    if isinstance(result, signups.SignedUp):
+        a = result.activity
+        return texts.SIGNUP_OK.format(title=a.title, when=when(a.starts_at, a.ends_at),
+                                      station=await _station_name(ctx, a), id=a.id)
+    title = result.activity.title if result.activity else ""
+    return {
+        signups.SignupRefusal.NOT_FOUND: texts.SIGNUP_NOT_FOUND,
+        signups.SignupRefusal.CLOSED: texts.SIGNUP_CLOSED,
+        signups.SignupRefusal.FULL: texts.SIGNUP_FULL,
+        signups.SignupRefusal.ALREADY: texts.SIGNUP_ALREADY,
+    }.get(result.reason, texts.SIGNUP_NOT_FOUND).format(id=activity_id, title=title)
+
+
+@router.word("取消", "cancel")
+async def cancel(ctx: Context, rest: str) -> str:
+    activity_id = parse_id(rest)
+    if activity_id is None:
+        return texts.CANCEL_USAGE
+    talent = await ctx.talent()
+    if talent is None:
+        return texts.NEED_BIND
+    now = ctx.incoming.received_at or utcnow()
+    async with transaction(ctx.deps.sessions) as s:
+        result = await signups.cancel(s, talent_id=talent.id, activity_id=activity_id, now=now)
+    if isinstance(result, signups.Cancelled):
+        return texts.CANCEL_OK.format(title=result.activity.title, id=activity_id)
+    title = result.activity.title if result.activity else ""
+    return {
+        signups.SignupRefusal.NOT_FOUND: texts.SIGNUP_NOT_FOUND,
+        signups.SignupRefusal.CLOSED: texts.CANCEL_CLOSED,
+        signups.SignupRefusal.NOT_SIGNED_UP: texts.CANCEL_NOT_SIGNED,
+    }.get(result.reason, texts.SIGNUP_NOT_FOUND).format(id=activity_id, title=title)

@@ -1,0 +1,112 @@
+"""Cron jobs of the policy's calendar (scoring.calendar, scoring.rating), in Asia/Shanghai.
+
+The worker runs arq with `timezone=Asia/Shanghai` (worker/settings.py), so the hours below are local.
+Each cron job is a thin wrapper over a plain function that takes `now` (naive UTC), which the tests call
+directly; each is safe to run twice and on two workers at once (arq's unique cron job ids, the outbox's
+deterministic keys, MonthClose's primary key, the activities' work markers).
+
+- month close: every hour at minute 0; it closes the previous month when that is not closed yet, so the
+  run at 00:00 on day 1 closes it, and a worker that was down at midnight catches up within the hour.
+- rating preview: daily at 01:00 for the previous year, from 1 January on, until the year is confirmed;
+  it is computed as soon as every extended window has closed, recomputed daily while unconfirmed, and the
+  admins are told once (per revision).
+- plan reminders: day 25 at 09:00 (not at midnight: people read them).
+- activity reminders and satisfaction invitations: every minute.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from arq import cron
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scoring import calendar, rating
+from scoring.calendar import CloseRefused, MonthClosed, Sent
+from scoring.clock import utcnow
+from scoring.db import transaction
+from scoring.periods import month_key, previous_month, year_of
+from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def close_previous_month(sessions: Sessions, now: datetime) -> MonthClosed | CloseRefused | None:
+    """Close the month before `now`'s local month; None when it was closed already."""
+    key = previous_month(month_key(now))
+    async with sessions() as s:
+        if await calendar.is_closed(s, key):
+            return None
+    async with transaction(sessions) as s:
+        result = await calendar.month_close(s, key, now)
+    if isinstance(result, MonthClosed) and not result.already:
+        log.info("month %s closed: featured station %s in %s, %d reports queued", key,
+                 result.featured_station_id, result.featured_month, result.notified)
+    return result
+
+
+async def preview_last_year(
+    sessions: Sessions, settings: Settings, now: datetime
+) -> rating.Outcome | rating.RatingRefused | None:
+    """Preview the previous year once its extended windows have closed; None when it is confirmed."""
+    year = year_of(now) - 1
+    async with sessions() as s:
+        stored = await rating.load(s, year)
+    if stored is not None and stored.status == "confirmed":
+        return None
+    async with transaction(sessions) as s:
+        result = await rating.preview(s, year, settings, now=now)
+        if isinstance(result, rating.Outcome):
+            await rating.tell_admins_preview(s, result, settings.admin_openid_set)
+    if isinstance(result, rating.RatingRefused):
+        log.info("rating %s not previewed: %s", year, result.detail)
+    return result
+
+
+async def remind_plans(sessions: Sessions, now: datetime) -> int:
+    async with transaction(sessions) as s:
+        return await calendar.plan_reminders(s, now)
+
+
+async def remind_activities(sessions: Sessions, now: datetime) -> Sent:
+    async with transaction(sessions) as s:
+        return await calendar.activity_reminders(s, now)
+
+
+async def invite_attendees(sessions: Sessions, redis: Any, now: datetime) -> Sent:
+    async with transaction(sessions) as s:
+        return await calendar.satisfaction_invitations(s, now, redis)
+
+
+# -- arq cron wrappers ---------------------------------------------------------------------------------------
+async def cron_month_close(ctx: dict[str, Any]) -> None:
+    await close_previous_month(ctx["sessions"], utcnow())
+
+
+async def cron_rating_preview(ctx: dict[str, Any]) -> None:
+    await preview_last_year(ctx["sessions"], ctx["settings"], utcnow())
+
+
+async def cron_plan_reminders(ctx: dict[str, Any]) -> None:
+    await remind_plans(ctx["sessions"], utcnow())
+
+
+async def cron_activity_reminders(ctx: dict[str, Any]) -> None:
+    await remind_activities(ctx["sessions"], utcnow())
+
+
+async def cron_invitations(ctx: dict[str, Any]) -> None:
+    await invite_attendees(ctx["sessions"], ctx["redis"], utcnow())
+
+
+FUNCTIONS: list[Any] = []
+CRON = [
+    cron(cron_month_close, name="calendar:month_close", minute=0, timeout=600),
+    cron(cron_rating_preview, name="calendar:rating_preview", hour=1, minute=0, timeout=600),
+    cron(cron_plan_reminders, name="calendar:plan_reminders", day=25, hour=9, minute=0, timeout=600),
+    cron(cron_activity_reminders, name="calendar:activity_reminders", timeout=55),
+    cron(cron_invitations, name="calendar:invitations", timeout=55),
+]
