@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     wechat_secret: SecretStr = SecretStr(DEMO_SECRET)
     wechat_aes_key: SecretStr | None = None
     wechat_api_base: str = "https://api.weixin.qq.com/"
+    # Template message ids (worker/push.py). WECHAT_TEMPLATES maps a payload's "template" name to its id
+    # (JSON, e.g. {"rank": "..."}); a name without one uses WECHAT_TEMPLATE_NOTICE (text in its `content`
+    # field). Neither set: the text goes as a customer-service message (only inside the 48-hour window).
+    wechat_templates: dict[str, str] = Field(default_factory=dict)
+    wechat_template_notice: str = ""
 
     bot_host: str = "127.0.0.1"
     bot_port: int = 8080

@@ -136,3 +136,13 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def fake_wechat() -> AsyncIterator[Any]:
+    """A fake WeChat API on loopback (tests/fake_wechat.py): `.base_url`, `.requests`, `.script(...)`."""
+    from tests.fake_wechat import FakeWeChat
+
+    fake = await FakeWeChat().start()
+    yield fake
+    await fake.close()
