@@ -142,5 +142,6 @@ class PostgresServer:
 
     def stop(self) -> None:
         if getattr(self, "_data", None):
-            subprocess.run(self._cmd(os.path.join(self._bindir, "pg_ctl"), "-D", self._data, "-m", "immediate",
-                                     "-w", "stop"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pg_ctl = os.path.join(self._bindir, "pg_ctl")
+            subprocess.run(self._cmd(pg_ctl, "-D", self._data, "-m", "immediate", "-t", "10", "-w", "stop"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
