@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wechatpy.crypto import WeChatCrypto
 
 from bot.batcher import VisitBatcher
+from bot.redis_pipe import AutoPipeline
 from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
 from scoring.db import make_engine, make_sessionmaker
@@ -68,10 +69,10 @@ async def build_deps(settings: Settings, *, handler_budget_s: float = 4.0) -> De
     if settings.wechat_aes_key is not None:
         crypto = WeChatCrypto(settings.wechat_token.get_secret_value(),
                               settings.wechat_aes_key.get_secret_value(), settings.wechat_appid)
-    deps = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=arq_pool,
+    deps = Deps(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=AutoPipeline(arq_pool),
                 arq=arq_pool, dispatcher=Dispatcher(build_router()), crypto=crypto,
                 handler_budget_s=handler_budget_s)
-    deps.visits = VisitBatcher(deps.sessions, arq_pool)
+    deps.visits = VisitBatcher(deps.sessions, deps.redis, database_url=settings.database_url)
     return deps
 
 

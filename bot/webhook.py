@@ -27,8 +27,9 @@ from typing import Any
 
 import xmltodict
 from aiohttp import web
-from wechatpy import parse_message
+from wechatpy.events import EVENT_TYPES
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import MESSAGE_TYPES, UnknownMessage
 from wechatpy.replies import TextReply
 
 from bot.router import Context, Incoming
@@ -42,6 +43,15 @@ DEDUPE_TTL_S = 600
 PENDING = b"\x00pending"
 EMPTY = "success"
 DEPS_KEY: web.AppKey[Any] = web.AppKey("deps")
+REPLAYED, CLAIMED, DUPLICATE = 0, 1, 2
+# KEYS: nonce key, de-duplication key; ARGV: body digest, nonce TTL, PENDING, de-duplication TTL.
+CLAIM_SCRIPT = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+end
+if redis.call('set', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then return 1 end
+return 2
+"""
 _FORBIDDEN_XML = re.compile(rb"<!DOCTYPE|<!ENTITY|<!\[INCLUDE|<!\[IGNORE", re.I)
 
 
@@ -73,6 +83,28 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     if not isinstance(xml, dict):
         raise BadRequest("no <xml> root")
     return xml
+
+
+def message_of(raw: dict[str, Any]) -> Any:
+    """wechatpy's `parse_message` for the dict `parse_xml` already made (the XML is parsed once, not twice):
+    the same message and event classes, the same `qrscene_` and product-scan handling."""
+    message = dict(raw)
+    message_type = str(message["MsgType"]).lower()
+    if message_type == "event" or message_type.startswith("device_"):
+        event_type = str(message["Event"]).lower() if "Event" in message else None
+        if event_type is None and message_type.startswith("device_"):
+            event_type = message_type
+        elif message_type.startswith("device_"):
+            event_type = f"device_{event_type}"
+        key = message.get("EventKey")
+        if event_type == "subscribe" and isinstance(key, str) and key:
+            if key.startswith(("scanbarcode|", "scanimage|")):
+                event_type = message["Event"] = "subscribe_scan_product"
+            elif key.startswith("qrscene_"):
+                event_type = message["Event"] = "subscribe_scan"
+                message["EventKey"] = key[len("qrscene_"):]
+        return EVENT_TYPES.get(event_type, UnknownMessage)(message)
+    return MESSAGE_TYPES.get(message_type, UnknownMessage)(message)
 
 
 def escape_cdata(text: str) -> str:
@@ -111,6 +143,12 @@ def dedupe_key(msg: Any, raw: dict[str, Any]) -> str:
         return f"th:dd:msg:{msg_id}"
     parts = [raw.get("FromUserName", ""), raw.get("CreateTime", ""), raw.get("MsgType", "")]
     return "th:dd:other:" + hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def _log_cache_failure(future: asyncio.Future[Any], key: str, background: set[Any]) -> None:
+    background.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not cache the reply for %s: %s", key, future.exception())
 
 
 class WebhookView:
@@ -167,47 +205,47 @@ class WebhookView:
             else:
                 raw = outer
                 plain = body.decode("utf-8")
-            if not await self._first_use_of_nonce(q["timestamp"], q["nonce"], body):
-                return web.Response(status=403, text="replayed nonce")
             for required in ("ToUserName", "FromUserName", "MsgType"):
                 if not isinstance(raw.get(required), str) or not raw.get(required):
                     raise BadRequest(f"missing {required}")
             try:
-                msg = parse_message(plain)
+                msg = message_of(raw)
             except Exception:
                 raise BadRequest("unparseable message") from None
         except BadRequest as err:
             log.info("refused callback: %s", err)
             return web.Response(status=400, text="bad request")
 
-        reply_xml = await self._answer(msg, raw, safe)
+        key = dedupe_key(msg, raw)
+        claim = await self._claim(q["timestamp"], q["nonce"], body, key)
+        if claim == REPLAYED:
+            return web.Response(status=403, text="replayed nonce")
+        reply_xml = await self._answer(msg, key, claim == CLAIMED, safe)
         if not reply_xml:
             return web.Response(text=EMPTY)
         if safe:
             reply_xml = deps.crypto.encrypt_message(reply_xml, q["nonce"], q["timestamp"])
         return web.Response(text=reply_xml, content_type="application/xml")
 
-    async def _first_use_of_nonce(self, timestamp: str, nonce: str, body: bytes) -> bool:
-        """(timestamp, nonce) may come again only with the same body: WeChat's own retry."""
-        key = f"th:nonce:{timestamp}:{nonce}"
+    async def _claim(self, timestamp: str, nonce: str, body: bytes, key: str) -> int:
+        """The replay guard and the de-duplication claim in one Redis call (CLAIM_SCRIPT): (timestamp,
+        nonce) may come again only with the same body (WeChat's own retry); the first delivery of a
+        message claims its de-duplication key."""
         digest = hashlib.sha256(body).hexdigest()
-        redis = self.deps.redis
-        if await redis.set(key, digest, nx=True, ex=2 * MAX_SKEW_S + 60):
-            return True
-        seen = await redis.get(key)
-        return seen is not None and seen.decode() == digest
+        return int(await self.deps.redis.eval(CLAIM_SCRIPT, 2, f"th:nonce:{timestamp}:{nonce}", key, digest,
+                                              2 * MAX_SKEW_S + 60, PENDING, DEDUPE_TTL_S))
 
-    async def _answer(self, msg: Any, raw: dict[str, Any], safe: bool) -> str:
+    async def _answer(self, msg: Any, key: str, claimed: bool, safe: bool) -> str:
         """Run the handler once per message; retries get the cached rendered reply."""
         deps = self.deps
-        key = dedupe_key(msg, raw)
-        if not await deps.redis.set(key, PENDING, nx=True, ex=DEDUPE_TTL_S):
+        if not claimed:
             return await self._wait_cached(key)
         task = asyncio.ensure_future(self._run(msg, safe, key))
         deps.background.add(task)
         task.add_done_callback(deps.background.discard)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), deps.handler_budget_s)
+            async with asyncio.timeout(deps.handler_budget_s):  # one timer; cheaper than wait_for
+                return await asyncio.shield(task)
         except TimeoutError:
             log.warning("handler over budget for %s; answering empty, finishing in background", key)
             return ""
@@ -224,10 +262,11 @@ class WebhookView:
             log.exception("handler crashed: openid=%s type=%s key=%s", getattr(msg, "source", "?"),
                           getattr(msg, "type", "?"), key)
             reply = ""
-        try:
-            await deps.redis.set(key, reply.encode() or b"", ex=DEDUPE_TTL_S)
-        except Exception:
-            log.exception("could not cache the reply for %s", key)
+        # Cache the reply for WeChat's retries without holding this answer back on Redis: a retry that
+        # comes before the write lands finds PENDING and waits for it (_wait_cached).
+        cached = asyncio.ensure_future(deps.redis.set(key, reply.encode() or b"", ex=DEDUPE_TTL_S))
+        deps.background.add(cached)
+        cached.add_done_callback(lambda f: _log_cache_failure(f, key, deps.background))
         return reply
 
     async def _wait_cached(self, key: str) -> str:

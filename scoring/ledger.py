@@ -1,16 +1,21 @@
 """The ledger: facts become entries exactly once.
 
-Promises (each tested in tests/scoring/test_ledger*.py):
-- integer points on two kinds of account, stations and talents; entries are append-only;
+Promises (each tested in tests/scoring/test_ledger*.py and test_concurrency_pg.py):
+- integer points on two kinds of account, stations and talents; entries are append-only (nothing UPDATEs
+  or DELETEs one; an ORM flush that would raises AppendOnly);
 - every entry has a UNIQUE idempotency key derived from its fact; posting the same fact again writes
   nothing and reports "already applied"; the same key with another amount or account is an error;
-- all legs of one fact are written in one transaction (a fact applies whole or not at all);
+- all legs of one fact are written in one transaction, inside a SAVEPOINT: a fact applies whole or not
+  at all, even when a caller catches LedgerConflict and commits the rest of its work;
 - a void writes reversal entries (rule V) pointing at what they reverse, with actor and reason; a
   reversal keeps its original's fact and `occurred_at`, so it corrects the period the original counted in;
 - a redemption never takes a balance below zero (the talent's row is locked first on PostgreSQL;
-  SQLite transactions take the write lock at BEGIN);
-- R4 survey entries of a station stay within [-50, +50] per year, checked in the same transaction;
-- R2 media pays only the difference between the best reported level and what was already paid.
+  SQLite transactions take the write lock at BEGIN). A void may: taking back points already spent
+  leaves the talent owing them, and no redemption is allowed until the balance covers the cost again;
+- R4 survey entries of a station stay within [-50, +50] per year, checked in the same transaction (the
+  station's row is locked on PostgreSQL); a result that would cross the cap is refused whole, not cut;
+- R2 media pays only the difference between the best reported level and what was already paid (the
+  activity's row is locked on PostgreSQL, so two workers cannot both pay the same difference).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +51,17 @@ from scoring.rules import MEDIA_LEVELS, RULES, SURVEY_CAP, media_points
 
 class LedgerConflict(Exception):
     """The same idempotency key was posted with a different amount or account."""
+
+
+class AppendOnly(RuntimeError):
+    """Something tried to change or delete a ledger entry through the ORM."""
+
+
+@event.listens_for(Entry, "before_update")
+@event.listens_for(Entry, "before_delete")
+def _refuse_changes(_mapper: Any, _connection: Any, target: Entry) -> None:
+    """Entries are append-only: a flush that would UPDATE or DELETE one fails (a void is a new entry)."""
+    raise AppendOnly(f"ledger entry {target.key!r} is append-only; post a reversal instead")
 
 
 class Refusal(StrEnum):
@@ -87,32 +104,39 @@ class Posted:
 
 
 async def post(session: AsyncSession, drafts: Sequence[Draft]) -> Posted:
-    """Write the drafts unless their keys exist; the same key with other figures raises."""
+    """Write the drafts unless their keys exist; the same key with other figures raises LedgerConflict.
+
+    The drafts are one fact: they are written inside a SAVEPOINT, so on a conflict none of them stays
+    written, even if the caller catches the error and commits the rest of its transaction.
+    """
     if not drafts:
         return Posted(already=True)
+    recorded_at = utcnow()  # one recording time for all legs of a fact
     rows = [
         {"key": d.key, "amount": d.amount, "rule": d.rule, "fact_kind": d.fact_kind, "fact_id": d.fact_id,
-         "occurred_at": d.occurred_at, "recorded_at": utcnow(), "station_id": d.station_id,
+         "occurred_at": d.occurred_at, "recorded_at": recorded_at, "station_id": d.station_id,
          "talent_id": d.talent_id, "reverses_id": d.reverses_id, "actor": d.actor, "reason": d.reason}
         for d in drafts
     ]
     ins = postgresql.insert(Entry) if dialect_name(session) == "postgresql" else sqlite.insert(Entry)
-    stmt = ins.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(Entry.id, Entry.key)
-    inserted = {key: id_ for id_, key in (await session.execute(stmt)).all()}
-    missing = [d for d in drafts if d.key not in inserted]
-    if missing:
-        existing = {
-            e.key: e for e in (await session.scalars(
-                select(Entry).where(Entry.key.in_([d.key for d in missing])))).all()
-        }
-        for d in missing:
-            e = existing.get(d.key)
-            if e is None or (e.amount, e.station_id, e.talent_id) != (d.amount, d.station_id, d.talent_id):
-                raise LedgerConflict(f"entry {d.key!r} exists with other figures")
-    if not inserted:
+    stmt = ins.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(Entry)
+    async with session.begin_nested():
+        new = sorted((await session.scalars(stmt)).all(), key=lambda e: e.id)
+        inserted = {e.key for e in new}
+        missing = [d for d in drafts if d.key not in inserted]
+        if missing:
+            existing = {
+                e.key: e for e in (await session.scalars(
+                    select(Entry).where(Entry.key.in_([d.key for d in missing])))).all()
+            }
+            for d in missing:
+                e = existing.get(d.key)
+                if e is None or (e.amount, e.station_id, e.talent_id) != (d.amount, d.station_id, d.talent_id):
+                    for written in new:  # rolled back with the savepoint: keep no stale copy around
+                        session.expunge(written)
+                    raise LedgerConflict(f"entry {d.key!r} exists with other figures")
+    if not new:
         return Posted(already=True)
-    new = (await session.scalars(
-        select(Entry).where(Entry.id.in_(list(inserted.values()))).order_by(Entry.id))).all()
     return Posted(entries=list(new))
 
 
@@ -185,16 +209,23 @@ async def apply_activity(
 
 # -- R2 media ---------------------------------------------------------------------------------------
 async def apply_media(session: AsyncSession, activity_id: int, *, now: datetime | None = None) -> Posted:
-    """Pay the difference between the best level reported (not voided) and what is already paid."""
-    activity = await session.get(Activity, activity_id)
+    """Pay the difference between the best level reported (not voided) and what is already paid.
+
+    The activity's row is locked first (PostgreSQL), so two workers cannot each pay a difference computed
+    from the same "already paid". The entry occurs when the best report was uploaded (a late worker run
+    does not move the points into another month).
+    """
+    await lock_row(session, Activity, activity_id)
+    activity = await session.get(Activity, activity_id, populate_existing=True)  # read under the lock
     if activity is None:
         return Posted(refused=Refusal.NOT_FOUND)
     if activity.status != "published":
         return Posted(refused=Refusal.NOT_ACCEPTED)
-    levels = (await session.scalars(select(MediaReport.level).where(
-        MediaReport.activity_id == activity_id, MediaReport.voided_at.is_(None)))).all()
-    best = max((lv for lv in levels if lv in MEDIA_LEVELS), key=media_points, default=None)
-    target = media_points(best) if best else 0
+    reports = (await session.execute(select(MediaReport.level, MediaReport.created_at).where(
+        MediaReport.activity_id == activity_id, MediaReport.voided_at.is_(None),
+        MediaReport.level.in_(MEDIA_LEVELS)).order_by(MediaReport.created_at, MediaReport.id))).all()
+    best = max(reports, key=lambda r: media_points(r.level), default=None)  # earliest among the best
+    target = media_points(best.level) if best else 0
     paid, reversals = (await session.execute(select(
         func.coalesce(func.sum(Entry.amount), 0),
         func.count(Entry.reverses_id)).where(Entry.fact_kind == "media", Entry.fact_id == activity_id))).one()
@@ -206,15 +237,22 @@ async def apply_media(session: AsyncSession, activity_id: int, *, now: datetime 
         return Posted(already=True, refused=Refusal.NOTHING_TO_PAY)
     r = RULES["R2"]
     return await post(session, [Draft(
-        key=f"media:{activity_id}:{best}:v{reversals}", amount=target - int(paid), rule=r.tag,
-        fact_kind="media", fact_id=activity_id, occurred_at=now, station_id=activity.station_id)])
+        key=f"media:{activity_id}:{best.level}:v{reversals}", amount=target - int(paid), rule=r.tag,
+        fact_kind="media", fact_id=activity_id, occurred_at=best.created_at, station_id=activity.station_id)])
 
 
 # -- R4 survey --------------------------------------------------------------------------------------
-async def lock_row(session: AsyncSession, model: type[Station] | type[Talent] | type[Gift], id_: int) -> None:
-    """Row lock on PostgreSQL; on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE)."""
+async def lock_row(
+    session: AsyncSession, model: type[Station] | type[Talent] | type[Gift] | type[Activity], id_: int
+) -> None:
+    """Row lock on PostgreSQL; on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
+
+    FOR NO KEY UPDATE: it serialises the ledger's read-then-write steps on that account (redemptions,
+    surveys, media) but not the plain inserts of other entries, whose foreign-key checks only take KEY SHARE.
+    """
     if dialect_name(session) == "postgresql":
-        await session.execute(select(model.id).where(model.id == id_).with_for_update())
+        # key_share=True renders FOR NO KEY UPDATE on PostgreSQL
+        await session.execute(select(model.id).where(model.id == id_).with_for_update(key_share=True))
 
 
 async def survey_total(session: AsyncSession, station_id: int, year: int) -> int:
@@ -316,3 +354,84 @@ async def apply_redemption(session: AsyncSession, redemption_id: int, *, now: da
     gift.stock -= 1
     red.status, red.applied_at, red.pickup_code = "applied", now, f"{secrets.randbelow(10**6):06d}"
     return result
+
+
+# -- R3 visits in batches ---------------------------------------------------------------------------
+async def apply_visits(session: AsyncSession, visit_ids: Sequence[int]) -> int:
+    """Apply many visits in the caller's transaction: the worker's batch path, with apply_visit's promises.
+
+    The accepted visits among `visit_ids` are loaded in one query (missing or rejected ones are skipped);
+    all their drafts (visit_drafts) are written by one multi-row INSERT .. ON CONFLICT (key) DO NOTHING
+    RETURNING key, inside one SAVEPOINT: a key that exists with other figures raises LedgerConflict and
+    leaves nothing of the batch written (the caller may then apply its visits one by one with apply_visit).
+    `applied_at` is set on every accepted visit that has none, as apply_visit does. Returns how many
+    visits got entries from this call (0 when all of them were applied already).
+
+    Few round trips and little per-row Python, for the batch's sake: ids and (on PostgreSQL) the entry
+    columns travel as one array/JSON parameter each, instead of one bound parameter per value.
+    """
+    # Imported here: this function was appended to the module and leaves its header alone.
+    import json
+    from typing import cast
+
+    from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, column, update
+
+    ids = list(visit_ids)
+    if not ids:
+        return 0
+    pg = dialect_name(session) == "postgresql"
+
+    def among(some: list[int]) -> ColumnElement[bool]:
+        """Visit.id in `some`, bound as one parameter (an IN list binds, and renders, one per id)."""
+        if pg:
+            return Visit.id == any_(bindparam(None, some, type_=postgresql.ARRAY(BigInteger)))
+        return Visit.id.in_(select(column("value")).select_from(func.json_each(bindparam(None, json.dumps(some)))))
+
+    # Plain rows, not ORM objects (several times cheaper to load); visit_drafts reads only these columns.
+    visits = (await session.execute(select(
+        Visit.id, Visit.talent_id, Visit.station_id, Visit.local_day, Visit.scanned_at, Visit.applied_at,
+    ).where(among(ids), Visit.status == "accepted").order_by(Visit.id))).all()
+    if not visits:
+        return 0
+    drafts: dict[str, Draft] = {}
+    for v in visits:
+        for d in visit_drafts(cast(Visit, v)):
+            # Two visits of one talent at one station on one local day share a key: the first (lowest id)
+            # gets the day's credit, as apply_visit in id order would do; only other figures are an error.
+            first = drafts.setdefault(d.key, d)
+            if (first.amount, first.station_id, first.talent_id) != (d.amount, d.station_id, d.talent_id):
+                raise LedgerConflict(f"entry {d.key!r} drafted twice with other figures")
+    recorded_at = utcnow()
+    rows = [{"key": d.key, "amount": d.amount, "rule": d.rule, "fact_kind": d.fact_kind, "fact_id": d.fact_id,
+             "occurred_at": d.occurred_at, "recorded_at": recorded_at, "station_id": d.station_id,
+             "talent_id": d.talent_id, "reverses_id": d.reverses_id, "actor": d.actor, "reason": d.reason}
+            for d in drafts.values()]
+    table = cast(Table, Entry.__table__)
+    if pg:  # INSERT .. SELECT * FROM unnest(one array per column)
+        cols = [table.c[name] for name in rows[0]]
+        source = func.unnest(*(
+            bindparam(None, [r[c.name] for r in rows], type_=postgresql.ARRAY(c.type)) for c in cols
+        )).table_valued(*(c.name for c in cols)).render_derived()
+        stmt = (postgresql.insert(table).from_select(cols, select(*(source.c[c.name] for c in cols)))
+                .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+        params = None
+    else:  # executemany, which SQLAlchemy sends as multi-row VALUES pages ("insertmanyvalues")
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        params = rows
+    async with session.begin_nested():
+        written = set((await session.execute(stmt, params)).scalars().all())
+        if len(written) < len(drafts):
+            missing = [d for key, d in drafts.items() if key not in written]
+            existing = {key: (amount, sid, tid) for key, amount, sid, tid in (await session.execute(
+                select(Entry.key, Entry.amount, Entry.station_id, Entry.talent_id)
+                .where(Entry.key.in_([d.key for d in missing])))).all()}
+            for d in missing:
+                if existing.get(d.key) != (d.amount, d.station_id, d.talent_id):
+                    raise LedgerConflict(f"entry {d.key!r} exists with other figures")
+        pending = [v.id for v in visits if v.applied_at is None]
+        if pending:
+            # ORM-enabled with "fetch", so that Visit objects the caller holds in this session see it too.
+            await session.execute(
+                update(Visit).where(among(pending), Visit.applied_at.is_(None))
+                .values(applied_at=recorded_at).execution_options(synchronize_session="fetch"))
+    return len({drafts[key].fact_id for key in written})

@@ -28,16 +28,16 @@ async def bind(ctx: Context, rest: str) -> str:
     now = ctx.incoming.received_at or utcnow()
     async with transaction(ctx.deps.sessions) as s:
         result = await accounts.bind(s, ctx.deps.redis, openid=ctx.openid, cert_no=cert_no, name=name, now=now)
-        mine = await ctx.talent() if isinstance(result, accounts.BindRefused) \
-            and result.reason is accounts.BindRefusal.OPENID_TAKEN else None
     if isinstance(result, accounts.Bound):
         return (texts.BIND_ALREADY if result.already else texts.BIND_OK).format(name=result.talent.name)
+    if result.reason is accounts.BindRefusal.NO_MATCH and not result.tries_left:
+        return texts.BIND_NO_MATCH_LAST
     return {
         accounts.BindRefusal.NO_MATCH: texts.BIND_NO_MATCH,
         accounts.BindRefusal.TOO_MANY_TRIES: texts.BIND_TOO_MANY,
         accounts.BindRefusal.TALENT_TAKEN: texts.BIND_TALENT_TAKEN,
         accounts.BindRefusal.OPENID_TAKEN: texts.BIND_OPENID_TAKEN,
-    }[result.reason].format(left=result.tries_left, name=mine.name if mine else "")
+    }[result.reason].format(left=result.tries_left, name=result.bound_name)
 
 
 def entry_words(line: accounts.Line) -> str:
@@ -46,9 +46,10 @@ def entry_words(line: accounts.Line) -> str:
     if line.reversal:
         rule = {"visit": "R3", "redemption": "G"}.get(line.fact_kind, "other")
     if rule == "R3":
-        words = texts.ENTRY_WORDS["R3:activity" if line.activity else "R3"].format(subject=line.subject or "站点")
+        words = texts.ENTRY_WORDS["R3:activity" if line.activity else "R3"].format(
+            subject=line.subject or texts.ENTRY_WORDS["station"])
     elif rule == "G":
-        words = texts.ENTRY_WORDS["G"].format(subject=f"「{line.subject}」" if line.subject else "")
+        words = texts.ENTRY_WORDS["G"].format(subject=line.subject) if line.subject else texts.ENTRY_WORDS["G:unknown"]
     else:
         words = texts.ENTRY_WORDS["other"]
     return texts.ENTRY_WORDS["V"].format(subject=words) if line.reversal else words

@@ -43,9 +43,9 @@ def seats(item: signups.Listed) -> str:
 async def activities(ctx: Context, rest: str) -> str:
     page = parse_id(rest) if rest else 1
     now = ctx.incoming.received_at or utcnow()
+    talent = await ctx.talent()  # before our session: on SQLite a second one would wait for its lock
     async with ctx.deps.sessions() as s:
         found = await signups.upcoming(s, now, page or 1)
-        talent = await ctx.talent()
         mine = await signups.my_signups(s, talent.id, now) if talent is not None else []
     if not found.items:
         return texts.ACTIVITIES_NONE

@@ -1,0 +1,416 @@
+"""Ledger benchmark (SPEC 7; issue 2, "Benchmark").
+
+On SQLite (a file in a temporary folder) and on PostgreSQL (a throwaway cluster), load stations,
+talents and accepted visit facts spread over the current year, then time in the same run:
+
+  (a) ours: every visit applied through the ledger, `scoring.ledger.apply_visits`, one transaction per
+      batch of facts; the baseline: plain batched INSERTs of the same entry rows (two per fact) into a
+      bare table with the same columns and only a primary key, one transaction per batch of the same size
+      (for information, not a baseline: the same INSERTs into a table with all the indexes of `entries`,
+      which shows what the schema's indexes cost by themselves);
+  (b) ours: the current month's and year's station boards (`scoring.boards.station_board`); the
+      baseline: one `SELECT station_id, SUM(amount) FROM entries WHERE occurred_at in range GROUP BY
+      station_id` over the same entries.
+
+Targets: facts/s ours ≥ 0.3x bare; a board ≤ 2x the bare GROUP BY.
+
+    .venv/bin/python bench/ledger.py                 # 1,000,000 facts, 10,000 stations, 200,000 talents
+    .venv/bin/python bench/ledger.py --quick         # 50,000 facts, 1,000 stations, 20,000 talents
+    .venv/bin/python bench/ledger.py --db sqlite --facts 200000 --batch 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from sqlalchemy import Column, Index, MetaData, Table, UniqueConstraint, func, insert, select, text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    Stopwatch,
+    chunks,
+    create_pg_database,
+    fmt_int,
+    format_table,
+    loadavg,
+    machine_info,
+    median_ms,
+    print_machine,
+    stop_on_sigterm,
+    temp_dir,
+    temp_postgres,
+    timed,
+)
+from scoring import ledger, periods  # noqa: E402
+from scoring.boards import station_board  # noqa: E402
+from scoring.clock import utcnow  # noqa: E402
+from scoring.db import make_engine, make_sessionmaker, transaction  # noqa: E402
+from scoring.models import Base, BigId, Entry, Station, Talent, Visit  # noqa: E402
+from scoring.periods import Period  # noqa: E402
+from scoring.rules import RULES  # noqa: E402
+from talenthome.servers import ServerUnavailable  # noqa: E402
+
+FACTS_TARGET = 0.3  # ours / bare facts per second, at least
+BOARD_TARGET = 2.0  # ours / bare board time, at most
+TYPES = ("comprehensive", "industry", "professional", "service")
+COUNTIES = ("鲤城区", "丰泽区", "洛江区", "泉港区", "晋江市", "石狮市", "南安市", "惠安县", "安溪县", "永春县",
+            "德化县")
+
+# Same columns as `entries`, only a primary key: no unique key, no foreign key, no other index.
+bare_metadata = MetaData()
+bare_entries = Table(
+    "bare_entries", bare_metadata, Column("id", BigId, primary_key=True),
+    *(Column(c.name, c.type) for c in Entry.__table__.columns if c.name != "id"),
+)
+# Not a baseline, an explanation: the same plain INSERTs into a table with every index and unique key of
+# `entries` (no foreign keys). Its time is what the schema's indexes cost by themselves.
+indexed_entries = Table(
+    "indexed_entries", bare_metadata, Column("id", BigId, primary_key=True),
+    *(Column(c.name, c.type) for c in Entry.__table__.columns if c.name != "id"),
+    *(UniqueConstraint(*(c.name for c in uc.columns), name=f"uq_indexed_{i}")
+      for i, uc in enumerate(Entry.__table__.constraints) if isinstance(uc, UniqueConstraint)),
+    *(Index(f"{ix.name}_indexed", *(c.name for c in ix.columns), unique=ix.unique)
+      for ix in Entry.__table__.indexes),
+)
+
+
+@dataclass(frozen=True)
+class Size:
+    facts: int
+    stations: int
+    talents: int
+
+
+FULL = Size(1_000_000, 10_000, 200_000)
+QUICK = Size(50_000, 1_000, 20_000)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One accepted visit: ids are 1-based and assigned in time order."""
+
+    talent_id: int
+    station_id: int
+    day: date
+    at: datetime
+
+
+@dataclass
+class Result:
+    db: str
+    facts: int
+    batch: int
+    load_s: float
+    ours_s: float
+    bare_s: float
+    indexed_s: float
+    boards: list[tuple[str, float, float]]  # (period, ours ms, bare ms)
+
+    @property
+    def ours_fps(self) -> float:
+        return self.facts / self.ours_s
+
+    @property
+    def bare_fps(self) -> float:
+        return self.facts / self.bare_s
+
+    @property
+    def indexed_fps(self) -> float:
+        return self.facts / self.indexed_s
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+
+def make_facts(size: Size, now: datetime, seed: int = 20261) -> list[Fact]:
+    """`size.facts` distinct (talent, station, local day) visits between 1 January (local) and now,
+    between 08:00 and 21:00 local time, sorted by time (visit ids follow time, as in production)."""
+    rng = random.Random(seed)
+    today = periods.local_day(now)
+    first = date(today.year, 1, 1)
+    days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+    midnights = [periods.local_midnight_utc(d) for d in days]
+    if size.facts > size.talents * size.stations * len(days) // 4:
+        raise SystemExit("too many facts for so few talents, stations and days")
+    seen: set[tuple[int, int, int]] = set()
+    out: list[Fact] = []
+    while len(out) < size.facts:
+        t, s, d = rng.randrange(size.talents) + 1, rng.randrange(size.stations) + 1, rng.randrange(len(days))
+        if (t, s, d) in seen:
+            continue
+        at = midnights[d] + timedelta(seconds=rng.randrange(8 * 3600, 21 * 3600))
+        if at > now:
+            continue
+        seen.add((t, s, d))
+        out.append(Fact(t, s, days[d], at))
+    out.sort(key=lambda f: f.at)
+    return out
+
+
+def station_rows(n: int, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(1, n + 1):
+        certified = date(2019 + i % 6, 1 + i % 12, 1 + i % 28)  # 2019..2024: eligible this year
+        rows.append({
+            "id": i, "code": f"S{i:05d}", "name": f"人才之家{i:05d}", "kind": "home" if i % 4 else "community",
+            "type": TYPES[i % 4], "county": COUNTIES[i % len(COUNTIES)], "certified_on": certified,
+            "eligible_from": periods.eligible_from(certified), "stars": 3, "status": "active",
+            "demotion_streak": 0, "created_at": now, "updated_at": now})
+    return rows
+
+
+def talent_rows(n: int, now: datetime) -> list[dict[str, Any]]:
+    return [{"id": i, "cert_no": f"QZ{i:07d}", "name": f"人才{i}", "phone": f"138{i:08d}", "category": "A",
+             "county": COUNTIES[i % len(COUNTIES)], "openid": f"o{i:07d}", "bound_at": now, "created_at": now}
+            for i in range(1, n + 1)]
+
+
+def visit_rows(facts: Sequence[Fact], first_id: int) -> list[dict[str, Any]]:
+    return [{"id": first_id + i, "openid": f"o{f.talent_id:07d}", "talent_id": f.talent_id,
+             "station_id": f.station_id, "activity_id": None, "source": "station", "scanned_at": f.at,
+             "local_day": f.day, "status": "accepted", "reason": None,
+             "credit_key": f"{f.talent_id}:{f.station_id}:{f.day.isoformat()}", "operator_openid": None,
+             "applied_at": None}
+            for i, f in enumerate(facts)]
+
+
+def bare_rows(facts: Sequence[Fact], first_id: int, recorded_at: datetime) -> list[dict[str, Any]]:
+    """The rows the ledger writes for these visits (same keys, figures and columns)."""
+    r3 = RULES["R3"]
+    rows = []
+    for i, f in enumerate(facts):
+        key = ledger.visit_key(f.talent_id, f.station_id, f.day)
+        common = {"rule": r3.tag, "fact_kind": "visit", "fact_id": first_id + i, "occurred_at": f.at,
+                  "recorded_at": recorded_at, "reverses_id": None, "actor": None, "reason": None}
+        rows.append({"key": key + "#station", "amount": r3.station, "station_id": f.station_id,
+                     "talent_id": None, **common})
+        rows.append({"key": key + "#talent", "amount": r3.talent, "station_id": None,
+                     "talent_id": f.talent_id, **common})
+    return rows
+
+
+async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Loading only (not timed against anything): COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        cols = list(rows[0])
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table.name, records=[tuple(r[c] for c in cols) for r in rows], columns=cols)
+    else:
+        for part in chunks(rows, 50_000):
+            await conn.execute(insert(table), list(part))
+
+
+async def load(engine: AsyncEngine, size: Size, facts: list[Fact], now: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(bare_metadata.create_all)
+    async with engine.begin() as conn:
+        await bulk_insert(conn, Station.__table__, station_rows(size.stations, now))  # type: ignore[arg-type]
+        await bulk_insert(conn, Talent.__table__, talent_rows(size.talents, now))  # type: ignore[arg-type]
+    for part in chunks(range(len(facts)), 200_000):
+        async with engine.begin() as conn:
+            await bulk_insert(conn, Visit.__table__,  # type: ignore[arg-type]
+                              visit_rows(facts[part.start:part.stop], part.start + 1))
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            for table in ("stations", "talents", "visits"):
+                await conn.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    await analyze(engine)
+
+
+async def analyze(engine: AsyncEngine) -> None:
+    """Planner statistics, as a production database has them (autovacuum; `PRAGMA optimize`)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+
+
+# -- the timed parts --------------------------------------------------------------------------------
+
+
+async def apply_all(engine: AsyncEngine, facts: list[Fact], batch: int) -> tuple[float, float, float]:
+    """(ours, bare, indexed) seconds. The three alternate batch by batch, so that they see the same
+    machine load and the same database size; each batch is one transaction on every side."""
+    sessions = make_sessionmaker(engine)
+    ours, bare, indexed = Stopwatch(), Stopwatch(), Stopwatch()
+    applied = 0
+    for part in chunks(range(len(facts)), batch):
+        ids = range(part.start + 1, part.stop + 1)  # visit ids follow the facts' order
+        rows = bare_rows(facts[part.start:part.stop], ids.start, utcnow())  # built outside the timer
+        with bare:
+            async with engine.begin() as conn:
+                await conn.execute(insert(bare_entries), rows)
+        with indexed:
+            async with engine.begin() as conn:
+                await conn.execute(insert(indexed_entries), rows)
+        with ours:
+            async with transaction(sessions) as s:
+                applied += await ledger.apply_visits(s, ids)
+        if part.start // batch % 100 == 99:
+            print(f"    {part.stop:>9,} facts: ours {part.stop / ours.seconds:,.0f}/s, "
+                  f"bare {part.stop / bare.seconds:,.0f}/s", flush=True)
+    if applied != len(facts):
+        raise AssertionError(f"apply_visits applied {applied} of {len(facts)} facts")
+    return ours.seconds, bare.seconds, indexed.seconds
+
+
+async def verify(engine: AsyncEngine, n: int, batch: int) -> None:
+    """Not timed: every fact has its two entries, every visit is marked, a second apply writes nothing."""
+    async with engine.connect() as conn:
+        entries, total = (await conn.execute(select(func.count(), func.sum(Entry.amount)))).one()
+        bare = await conn.scalar(select(func.count()).select_from(bare_entries))
+        bare += await conn.scalar(select(func.count()).select_from(indexed_entries)) or 0
+        unapplied = await conn.scalar(select(func.count()).where(Visit.applied_at.is_(None)))
+    if (entries, total, bare, unapplied) != (2 * n, 2 * n, 4 * n, 0):
+        raise AssertionError(f"entries={entries} sum={total} bare={bare} unapplied={unapplied}, facts={n}")
+    sessions = make_sessionmaker(engine)
+    async with transaction(sessions) as s:
+        again = await ledger.apply_visits(s, range(1, min(batch, n) + 1))
+    async with engine.connect() as conn:
+        after = await conn.scalar(select(func.count()).select_from(Entry))
+    if again or after != entries:
+        raise AssertionError(f"a second apply wrote something: {again} facts, {after - entries} entries")
+
+
+async def boards(engine: AsyncEngine, now: datetime, repeat: int) -> list[tuple[str, float, float]]:
+    sessions = make_sessionmaker(engine)
+    out = []
+    for kind in ("month", "year"):
+        period = Period.parse(kind, now=now)
+        start, end = period.bounds()
+
+        async def ours(period: Period = period) -> int:
+            async with sessions() as s:
+                board = await station_board(s, period, now=now)
+            return sum(r.points for r in board)
+
+        async def bare(start: datetime | None = start, end: datetime | None = end) -> int:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(
+                    select(Entry.station_id, func.sum(Entry.amount))
+                    .where(Entry.occurred_at >= start, Entry.occurred_at < end)
+                    .group_by(Entry.station_id))).all()
+            # The talent legs come back as one NULL group; the board counts station points only.
+            return sum(int(p) for sid, p in rows if sid is not None)
+
+        if await ours() != await bare():
+            raise AssertionError(f"{kind} board: ours and bare sums differ")
+        ours_ms = await median_ms(ours, repeat=repeat)
+        bare_ms = await median_ms(bare, repeat=repeat)
+        out.append((f"{kind} {period.key}", ours_ms, bare_ms))
+    return out
+
+
+async def run_one(db: str, url: str, size: Size, facts: list[Fact], batch: int, now: datetime,
+                  repeat: int) -> Result:
+    print(f"\n== {db}: {fmt_int(size.stations)} stations, {fmt_int(size.talents)} talents, "
+          f"{fmt_int(len(facts))} facts, {batch} facts per transaction", flush=True)
+    engine = make_engine(url)
+    try:
+        with timed("load (schema, stations, talents, visits, ANALYZE)") as t_load:
+            await load(engine, size, facts, now)
+        with timed("apply: ledger.apply_visits, bare and indexed INSERTs, alternating"):
+            ours_s, bare_s, indexed_s = await apply_all(engine, facts, batch)
+        with timed("verify (counts, idempotency)"):
+            await verify(engine, len(facts), batch)
+        await analyze(engine)
+        with timed("boards"):
+            board_times = await boards(engine, now, repeat)
+    finally:
+        await engine.dispose()
+    return Result(db, len(facts), batch, t_load.seconds, ours_s, bare_s, indexed_s, board_times)
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    size = QUICK if args.quick else FULL
+    if args.facts is not None:
+        size = Size(args.facts, size.stations, size.talents)
+    if args.stations is not None:
+        size = Size(size.facts, args.stations, size.talents)
+    if args.talents is not None:
+        size = Size(size.facts, size.stations, args.talents)
+    now = utcnow()
+    with timed(f"generate {fmt_int(size.facts)} facts"):
+        facts = make_facts(size, now)
+    results = []
+    for db in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
+        with temp_dir() as folder:
+            if db == "sqlite":
+                url = f"sqlite+aiosqlite:///{os.path.join(folder, 'ledger.db')}"
+                results.append(await run_one(db, url, size, facts, args.batch, now, args.repeat))
+            else:
+                try:
+                    with temp_postgres() as server:
+                        url = await create_pg_database(server, "bench")
+                        results.append(await run_one(db, url, size, facts, args.batch, now, args.repeat))
+                except ServerUnavailable as err:
+                    print(f"\n== postgresql skipped: {err}")
+    return results
+
+
+def report(results: list[Result], argv: list[str], load_before: str, load_after: str) -> str:
+    facts_rows = [
+        (r.db, fmt_int(r.facts), r.batch, fmt_int(r.ours_fps), fmt_int(r.bare_fps),
+         f"{r.ours_fps / r.bare_fps:.2f}x", "yes" if r.ours_fps / r.bare_fps >= FACTS_TARGET else "NO",
+         f"{fmt_int(r.indexed_fps)} ({r.ours_fps / r.indexed_fps:.2f}x)")
+        for r in results]
+    board_rows = [
+        (r.db, period, f"{ours:.1f}", f"{bare:.1f}", f"{ours / bare:.2f}x",
+         "yes" if ours / bare <= BOARD_TARGET else "NO")
+        for r in results for period, ours, bare in r.boards]
+    return "\n".join([
+        "command: " + " ".join([".venv/bin/python", "bench/ledger.py", *argv]),
+        f"load average (1, 5, 15 min): {load_before} before, {load_after} after",
+        "",
+        f"Apply visit facts, one transaction per batch (target: ours >= {FACTS_TARGET}x bare)",
+        "",
+        format_table(("database", "facts", "batch", "ours facts/s", "bare facts/s", "ratio", "met",
+                      "info: indexed facts/s (ours/it)"), facts_rows),
+        "",
+        f"Station board (target: ours <= {BOARD_TARGET}x bare; median ms)",
+        "",
+        format_table(("database", "period", "ours ms", "bare ms", "ratio", "met"), board_rows),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--facts", type=int, help="visit facts (default 1,000,000; 50,000 with --quick)")
+    p.add_argument("--quick", action="store_true", help="50,000 facts, 1,000 stations, 20,000 talents")
+    p.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    p.add_argument("--batch", type=int, default=1000, help="facts per transaction (default 1000)")
+    p.add_argument("--stations", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--talents", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--repeat", type=int, default=5, help="board timings per period (median; default 5)")
+    args = p.parse_args(argv)
+    stop_on_sigterm()
+    print("machine:")
+    print_machine(machine_info())
+    load_before = loadavg()
+    results = asyncio.run(run(args))
+    if not results:
+        print("no database could be benchmarked")
+        return 1
+    print("\n" + report(results, argv, load_before, loadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

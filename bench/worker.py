@@ -1,0 +1,405 @@
+"""Worker benchmark (SPEC 7; issue 4, "Benchmark").
+
+(a) Points applied end to end on SQLite: a backlog of `apply_visit` jobs (one per recorded visit, as the bot
+    enqueues them) drained by 1 and 2 worker processes running the worker's real functions, start-up and
+    context (worker.settings.worker_settings; cron off so that the sweeper does not add copies): job
+    pickup, fraud rules, ledger, live boards, rank-change checks and the outbox. Baseline in the same run:
+    the same arq settings and processes draining as many no-op jobs. Target: ours >= 0.5x the no-op rate.
+(b) `rebuild-boards` (scoring.live.rebuild) from 1,000,000 ledger entries on SQLite. Target: < 60 s.
+
+Worker processes are forked once everything is imported and start on a signal, so that the clock runs
+from the start of work to the last job leaving the queue (arq removes a job when it has finished).
+
+    .venv/bin/python bench/worker.py                  # 20,000 visits; 1,000,000 entries
+    .venv/bin/python bench/worker.py --quick          # 5,000 visits; 200,000 entries
+    .venv/bin/python bench/worker.py --write          # also replace the "Worker" section of BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from arq import create_pool  # noqa: E402
+from arq.connections import RedisSettings  # noqa: E402
+from arq.worker import Worker, func  # noqa: E402
+from sqlalchemy import create_engine, select  # noqa: E402
+from sqlalchemy import func as sql_func  # noqa: E402
+
+from bench.common import (  # noqa: E402
+    fmt_int,
+    format_table,
+    machine_info,
+    print_machine,
+    replace_section,
+    stop_on_sigterm,
+    temp_dir,
+    timed,
+)
+from scoring import live, periods  # noqa: E402
+from scoring.clock import utcnow  # noqa: E402
+from scoring.db import make_engine, make_sessionmaker  # noqa: E402
+from scoring.models import Base, Entry, Notification, Visit  # noqa: E402
+from scoring.settings import Settings  # noqa: E402
+from talenthome.servers import RedisServer  # noqa: E402
+from worker.settings import worker_settings  # noqa: E402
+
+RATIO_TARGET = 0.5
+REBUILD_TARGET_S = 60.0
+QUEUE = "arq:queue"
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def create_schema(path: str) -> None:
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+
+
+def load_city(path: str, stations: int, talents: int, operators: bool = True) -> None:
+    now = utcnow()
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO stations (id, code, name, kind, type, county, certified_on, eligible_from, stars, status,"
+            " demotion_streak, created_at, updated_at) VALUES (?, ?, ?, 'home', 'comprehensive', '鲤城区',"
+            " '2020-05-01', ?, 3, 'active', 0, ?, ?)",
+            [(i, f"S{i:05d}", f"人才之家{i}", str(periods.eligible_from(periods.local_day(now).replace(year=2020))),
+              str(now), str(now)) for i in range(1, stations + 1)])
+        db.executemany(
+            "INSERT INTO talents (id, cert_no, name, phone, category, county, created_at) VALUES (?, ?, ?, '', '',"
+            " '', ?)", [(i, f"QZ{i:07d}", f"人才{i}", str(now)) for i in range(1, talents + 1)])
+        if operators:
+            db.executemany("INSERT INTO staff (openid, role, station_id, active, created_at) VALUES (?, 'operator',"
+                           " ?, 1, ?)", [(f"o-op-{i}", i, str(now)) for i in range(1, stations + 1)])
+    db.close()
+
+
+def load_visits(path: str, n: int, stations: int, seed: int = 1) -> list[int]:
+    """n accepted, unapplied visits in the last day (this month when possible): talent i checks in once
+    at a random station; about n / stations a station, under the daily-volume flag's floor."""
+    rng = random.Random(seed)
+    now = utcnow()
+    month_start = periods.local_midnight_utc(periods.to_local(now).date().replace(day=1))
+    span = max(60.0, min(86_400.0, (now - month_start).total_seconds() - 60))
+    rows = []
+    for i in range(1, n + 1):
+        st = rng.randint(1, stations)
+        at = now - timedelta(seconds=rng.uniform(30, span))
+        day = periods.local_day(at)
+        rows.append((i, f"o{i}", i, st, "station", str(at), str(day), "accepted", f"{i}:{st}:{day}"))
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany("INSERT INTO visits (id, openid, talent_id, station_id, source, scanned_at, local_day, status,"
+                       " credit_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.close()
+    return [r[0] for r in rows]
+
+
+def load_entries(path: str, n: int, stations: int, talents: int, seed: int = 2) -> None:
+    """n ledger entries over two years: visit legs (station +1, talent +1), some voids, some redemptions."""
+    rng = random.Random(seed)
+    now = utcnow()
+    start = now - timedelta(days=730)
+    db = sqlite3.connect(path)
+    rows = []
+    i = 0
+    fact = 0
+    while i < n:
+        fact += 1
+        at = str(start + timedelta(seconds=rng.uniform(0, 730 * 86_400)))
+        st, t = rng.randint(1, stations), rng.randint(1, talents)
+        key = f"visit:{t}:{st}:{fact}"
+        rows.append((i + 1, key + "#station", st, None, 1, "R3@1", "visit", fact, at, at))
+        rows.append((i + 2, key + "#talent", None, t, 1, "R3@1", "visit", fact, at, at))
+        i += 2
+        if rng.random() < 0.01 and i < n:
+            rows.append((i + 1, f"redeem:{fact}", None, t, -1, "G@1", "redemption", fact, at, at))
+            i += 1
+    with db:
+        db.executemany("INSERT INTO entries (id, key, station_id, talent_id, amount, rule, fact_kind, fact_id,"
+                       " occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[:n])
+        db.execute("ANALYZE")
+    db.close()
+
+
+# -- a WeChat API stand-in: every call succeeds at once (delivery is not what is measured here) -------
+
+
+async def start_wechat() -> tuple[Any, str]:
+    from aiohttp import web
+
+    async def token(_: web.Request) -> web.Response:
+        return web.json_response({"access_token": "BENCH-TOKEN", "expires_in": 7200})
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": 1})
+
+    app = web.Application()
+    app.router.add_post("/cgi-bin/stable_token", token)
+    app.router.add_post("/cgi-bin/message/template/send", ok)
+    app.router.add_post("/cgi-bin/message/custom/send", ok)
+    app.router.add_post("/cgi-bin/qrcode/create", lambda _: web.json_response(
+        {"ticket": "T", "expire_seconds": 600, "url": "http://weixin.qq.com/q/x"}))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/"
+
+
+# -- workers ------------------------------------------------------------------------------------------
+
+
+async def noop(ctx: dict[str, Any], i: int) -> None:
+    return None
+
+
+def _run_worker(opts_factory: Callable[[], dict[str, Any]], go: Any) -> None:
+    # Forked from inside the parent's running event loop: start from a clean slate.
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    go.wait()
+    Worker(**opts_factory()).run()
+
+
+@dataclass
+class Drained:
+    jobs: int
+    processes: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+
+async def drain(redis_url: str, jobs: int, processes: int, opts_factory: Callable[[], dict[str, Any]]) -> Drained:
+    """Fork `processes` workers (imports done), start them together, time until the queue is empty."""
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    procs = [ctx.Process(target=_run_worker, args=(opts_factory, go), daemon=True) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        t0 = time.perf_counter()
+        go.set()
+        while await pool.zcard(QUEUE) > 0:
+            if not all(p.is_alive() for p in procs):
+                raise RuntimeError("a worker process died")
+            await asyncio.sleep(0.01)
+        seconds = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(30)
+        await pool.aclose()
+    return Drained(jobs, processes, seconds)
+
+
+async def enqueue(redis_url: str, name: str, ids: list[int], job_id: Callable[[int], str]) -> None:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        await pool.flushall()
+        for i in ids:
+            await pool.enqueue_job(name, i, _job_id=job_id(i))
+    finally:
+        await pool.aclose()
+
+
+@dataclass
+class Run:
+    kind: str
+    drained: Drained
+    notes: str = ""
+
+
+async def visits_run(folder: str, template: str, redis_url: str, ids: list[int], processes: int, wechat: str,
+                     kind: str) -> Run:
+    path = os.path.join(folder, f"visits{processes}.db")
+    shutil.copyfile(template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    settings = Settings(_env_file=None, database_url=url, redis_url=redis_url,  # type: ignore[call-arg]
+                        wechat_api_base=wechat)
+    await enqueue(redis_url, "apply_visit", ids, lambda i: f"apply_visit:{i}")
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    client = await create_pool(RedisSettings.from_dsn(redis_url))
+    await live.rebuild(sessions, client)  # as a worker's first sweep does on an empty Redis
+    drained = await drain(redis_url, len(ids), processes,
+                          lambda: worker_settings(redis_url, settings, cron_jobs=[], handle_signals=False))
+    async with sessions() as s:
+        entries = await s.scalar(select(sql_func.count()).select_from(Entry))
+        unapplied = await s.scalar(select(sql_func.count()).select_from(Visit).where(Visit.applied_at.is_(None)))
+        notes = await s.scalar(select(sql_func.count()).select_from(Notification))
+    on_boards = await client.zcard(live.board_key("talent", periods.Period("total", "all")))
+    await client.aclose()
+    await engine.dispose()
+    if entries != 2 * len(ids) or unapplied or on_boards != len(ids):
+        raise AssertionError(f"visits run: {entries} entries, {unapplied} unapplied, {on_boards} on the board")
+    return Run(kind, drained, f"{notes} outbox rows")
+
+
+async def noop_run(redis_url: str, n: int, processes: int) -> Run:
+    await enqueue(redis_url, "noop", list(range(n)), lambda i: f"noop:{i}")
+    drained = await drain(redis_url, n, processes, lambda: worker_settings(
+        redis_url, None, functions=[func(noop, name="noop")], cron_jobs=[], on_startup=None, on_shutdown=None,
+        handle_signals=False))
+    return Run("arq no-op", drained)
+
+
+async def rebuild_run(folder: str, redis_url: str, entries: int, stations: int, talents: int) -> tuple[float, Any]:
+    path = os.path.join(folder, "entries.db")
+    create_schema(path)
+    load_city(path, stations, talents, operators=False)
+    with timed(f"load {fmt_int(entries)} entries"):
+        load_entries(path, entries, stations, talents)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    client = await create_pool(RedisSettings.from_dsn(redis_url))
+    await client.flushall()
+    try:
+        t0 = time.perf_counter()
+        result = await live.rebuild(make_sessionmaker(engine), client)
+        seconds = time.perf_counter() - t0
+        assert result is not None and result.entries == entries
+        memory = (await client.info("memory"))["used_memory_human"]
+    finally:
+        await client.aclose()
+        await engine.dispose()
+    return seconds, (result, memory)
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+VISITS = "visits"
+VISITS_OUTBOX = "visits, operators told"
+
+
+async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[list[Run], float, Any]:
+    runner, wechat = await start_wechat()
+    try:
+        templates = {}
+        with timed(f"load {fmt_int(args.stations)} stations, {fmt_int(args.visits)} talents and visits"):
+            for kind, operators in ((VISITS, False), (VISITS_OUTBOX, True)):
+                templates[kind] = os.path.join(folder, f"template-{operators}.db")
+                create_schema(templates[kind])
+                load_city(templates[kind], args.stations, args.visits, operators=operators)
+                ids = load_visits(templates[kind], args.visits, args.stations)
+        runs = []
+        for processes in (1, 2):
+            with timed(f"arq no-op jobs, {processes} process(es)"):
+                runs.append(await noop_run(redis_url, args.visits, processes))
+            for kind, template in templates.items():
+                with timed(f"apply_visit jobs ({kind}), {processes} process(es)"):
+                    runs.append(await visits_run(folder, template, redis_url, ids, processes, wechat, kind))
+    finally:
+        await runner.cleanup()
+    seconds, info = await rebuild_run(folder, redis_url, args.entries, args.stations, args.talents)
+    return runs, seconds, info
+
+
+def report(runs: list[Run], rebuild_s: float, info: Any, argv: list[str], load_before: str, load_after: str,
+           args: argparse.Namespace) -> str:
+    rows = []
+    for processes in (1, 2):
+        base = next(r for r in runs if r.kind == "arq no-op" and r.drained.processes == processes)
+        for ours in (r for r in runs if r.kind != "arq no-op" and r.drained.processes == processes):
+            ratio = ours.drained.rate / base.drained.rate
+            rows.append((ours.kind, processes, fmt_int(ours.drained.jobs), fmt_int(ours.drained.rate),
+                         fmt_int(base.drained.rate), f"{ratio:.2f}x", "yes" if ratio >= RATIO_TARGET else "NO",
+                         ours.notes))
+    result, memory = info
+    return "\n".join([
+        "command: " + " ".join([".venv/bin/python", "bench/worker.py", *argv]),
+        f"load average (1, 5, 15 min): {load_before} before, {load_after} after",
+        "",
+        f"Visits applied end to end on SQLite, {fmt_int(args.stations)} stations: job pickup, fraud rules, ledger, "
+        "live boards, rank-change checks; with operators (one per station) also the rank-change messages "
+        "added to the outbox and delivered (to a local WeChat stand-in that answers at once) through the "
+        f"same queue. Target: ours >= {RATIO_TARGET}x arq no-op jobs/s, same arq settings and processes.",
+        "",
+        format_table(("run", "processes", "visits", "ours visits/s", "no-op jobs/s", "ratio", "met", "outbox"),
+                     rows),
+        "",
+        f"Board rebuild from the ledger alone (`talenthome rebuild-boards`, scoring.live.rebuild), SQLite, "
+        f"target < {REBUILD_TARGET_S:.0f} s",
+        "",
+        format_table(("entries", "stations", "talents", "boards", "lines", "read (SQL) s", "write (Redis) s",
+                      "total s", "met", "Redis memory after"),
+                     [(fmt_int(result.entries), fmt_int(args.stations), fmt_int(args.talents), result.boards,
+                       fmt_int(result.members), f"{result.read_s:.1f}", f"{result.write_s:.1f}", f"{rebuild_s:.1f}",
+                       "yes" if rebuild_s < REBUILD_TARGET_S else "NO", memory)]),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--visits", type=int, help="apply_visit jobs (and no-op jobs) per run (default 20,000)")
+    p.add_argument("--entries", type=int, help="ledger entries for the rebuild (default 1,000,000)")
+    p.add_argument("--stations", type=int, default=1000)
+    p.add_argument("--talents", type=int, default=100_000, help="talents of the rebuild's ledger")
+    p.add_argument("--quick", action="store_true", help="5,000 visits, 200,000 entries")
+    p.add_argument("--write", action="store_true", help='replace the "Worker" section of BENCHMARKS.md')
+    args = p.parse_args(argv)
+    args.visits = args.visits or (5_000 if args.quick else 20_000)
+    args.entries = args.entries or (200_000 if args.quick else 1_000_000)
+    stop_on_sigterm()
+    print("machine:")
+    info = machine_info()
+    print_machine(info)
+    load_before = loadavg()
+    with temp_dir() as folder:
+        server = RedisServer(os.path.join(folder, "redis")).start(persist=False)
+        try:
+            runs, rebuild_s, rebuilt = asyncio.run(run(args, folder, server.url))
+        finally:
+            server.stop()
+    text = report(runs, rebuild_s, rebuilt, argv, load_before, loadavg(), args)
+    print("\n" + text)
+    if args.write:
+        machine = ", ".join(f"{k} {v}" for k, v in info.items())
+        replace_section(os.path.join(ROOT, "BENCHMARKS.md"), "## Worker",
+                        f"machine: {machine}\n\n{text}\n\n{ANALYSIS}")
+    return 0
+
+
+ANALYSIS = """How it gets there: `apply_visit` coalesces. The first job of a burst takes the process's visit lock and
+applies up to 500 pending visits in one transaction (scoring.fraud.apply_visits: fraud rules in a few
+set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries in one pipelined
+round trip of Lua calls, and marks the visits done in a Redis bitmap; the jobs of the other visits then
+finish on one GETBIT without touching the database. What limits it: per job, arq's own cost (the same as a
+no-op job) plus that GETBIT; per batch, one SQLite commit and the set-wise queries; with two processes both
+compete for SQLite's single writer, so the second process adds arq throughput, not ledger throughput."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

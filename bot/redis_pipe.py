@@ -1,0 +1,66 @@
+"""Automatic pipelining of the bot's small Redis commands.
+
+Every callback makes a few tiny Redis calls (the replay guard, the de-duplication claim, the cached reply).
+On a busy bot dozens of callbacks make them in the same event-loop iteration; sent one by one, each is a
+system call and a wake-up of Redis, which costs more than the command itself. `AutoPipeline` wraps the
+client: `get`, `set`, `delete`, `exists` and `eval` calls made in one loop iteration are queued and sent together
+in one pipeline (not a transaction: each command keeps its own meaning and its own result or error), at
+the end of that iteration. Everything else is passed straight to the wrapped client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+_PIPELINED = frozenset({"get", "set", "delete", "exists", "eval"})
+
+
+class AutoPipeline:
+    def __init__(self, client: Any):
+        self.client = client
+        self._queue: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PIPELINED:
+            def call(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+                return self._call(name, args, kwargs)
+            return call
+        return getattr(self.client, name)
+
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._send_queued)
+        self._queue.append((name, args, kwargs, future))
+        return future
+
+    def _send_queued(self) -> None:
+        batch, self._queue = self._queue, []
+        if batch:
+            task = asyncio.ensure_future(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name, args, kwargs, _ in batch:
+                    getattr(pipe, name)(*args, **kwargs)
+                results = await pipe.execute(raise_on_error=False)
+        except BaseException as err:  # connection lost, cancelled: every caller sees it
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(err if isinstance(err, Exception) else ConnectionError(str(err)))
+            if not isinstance(err, Exception):
+                raise
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

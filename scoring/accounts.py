@@ -1,0 +1,176 @@
+"""A talent's account: binding a WeChat openid to the imported registry, and what the talent may see of
+their points (balance, periods, recent entries, rank).
+
+Binding decisions:
+
+- `绑定 <cert_no> <name>` matches one registry row: the certificate number exactly (or in upper or lower
+  case), the name after Unicode NFKC normalisation, without spaces, with the middle-dot variants of
+  minority names unified, case-insensitive for Latin letters.
+- One openid per talent and one talent per openid (both UNIQUE in the database; the bind is a guarded
+  UPDATE .. WHERE openid IS NULL, so two openids racing for one talent cannot both win). Re-binding or
+  moving to another WeChat account is an admin's job.
+- Against guessing: at most `MAX_FAILED_BINDS` failed tries (no such cert_no/name pair) per openid per
+  hour, counted in Redis (`th:bindfail:{openid}`); once over, tries are refused unchecked until the hour
+  is over. Losing the counter only resets the limit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scoring.boards import EARNED
+from scoring.models import Activity, Entry, Gift, Redemption, Station, Talent, Visit
+from scoring.periods import Period
+
+MAX_FAILED_BINDS: Final = 5
+BIND_WINDOW_S: Final = 3600
+_DOTS = re.compile(r"[·•‧・･.]")
+_SPACE = re.compile(r"\s+")
+
+
+class BindRefusal(StrEnum):
+    NO_MATCH = "no_match"  # no registry row with this cert_no and name (counts as a failed try)
+    TALENT_TAKEN = "talent_taken"  # this talent is bound to another WeChat account
+    OPENID_TAKEN = "openid_taken"  # this WeChat account is bound to another talent
+    TOO_MANY_TRIES = "too_many_tries"
+
+
+@dataclass(frozen=True)
+class Bound:
+    talent: Talent
+    already: bool = False  # it was bound to this openid before
+
+
+@dataclass(frozen=True)
+class BindRefused:
+    reason: BindRefusal
+    tries_left: int | None = None  # for NO_MATCH
+    bound_name: str = ""  # for OPENID_TAKEN: whom this openid is bound to
+
+
+def normalise_name(name: str) -> str:
+    text = unicodedata.normalize("NFKC", name)
+    return _DOTS.sub("·", _SPACE.sub("", text)).casefold()
+
+
+def _fail_key(openid: str) -> str:
+    return f"th:bindfail:{openid}"
+
+
+async def failed_binds(redis: Any, openid: str) -> int:
+    raw = await redis.get(_fail_key(openid))
+    return int(raw) if raw is not None else 0
+
+
+async def note_failed_bind(redis: Any, openid: str) -> int:
+    """Count a failed try; the count lives one hour from the first failure."""
+    key = _fail_key(openid)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, BIND_WINDOW_S, nx=True)
+        count, _ = await pipe.execute()
+    return int(count)
+
+
+async def find_talent(session: AsyncSession, cert_no: str, name: str) -> Talent | None:
+    cert_no = unicodedata.normalize("NFKC", cert_no).strip()
+    if not cert_no or not name.strip():
+        return None
+    variants = list(dict.fromkeys([cert_no, cert_no.upper(), cert_no.lower()]))
+    for talent in (await session.scalars(select(Talent).where(Talent.cert_no.in_(variants)))).all():
+        if normalise_name(talent.name) == normalise_name(name):
+            return talent
+    return None
+
+
+async def bind(session: AsyncSession, redis: Any, *, openid: str, cert_no: str, name: str,
+               now: datetime) -> Bound | BindRefused:
+    """Bind `openid` to the registry row (cert_no, name), in the caller's transaction."""
+    if await failed_binds(redis, openid) >= MAX_FAILED_BINDS:
+        return BindRefused(BindRefusal.TOO_MANY_TRIES)
+    talent = await find_talent(session, cert_no, name)
+    if talent is None:
+        count = await note_failed_bind(redis, openid)
+        return BindRefused(BindRefusal.NO_MATCH, tries_left=max(0, MAX_FAILED_BINDS - count))
+    if talent.openid == openid:
+        return Bound(talent, already=True)
+    if talent.openid is not None:
+        return BindRefused(BindRefusal.TALENT_TAKEN)
+    mine = await session.scalar(select(Talent.name).where(Talent.openid == openid))
+    if mine is not None:
+        return BindRefused(BindRefusal.OPENID_TAKEN, bound_name=mine)
+    try:
+        async with session.begin_nested():
+            done = await session.execute(update(Talent).where(Talent.id == talent.id, Talent.openid.is_(None))
+                                         .values(openid=openid, bound_at=now))
+    except IntegrityError:  # the openid was bound to another talent a moment ago
+        return BindRefused(BindRefusal.OPENID_TAKEN)
+    if getattr(done, "rowcount", 1) != 1:  # another openid won this talent a moment ago
+        return BindRefused(BindRefusal.TALENT_TAKEN)
+    await session.refresh(talent)
+    return Bound(talent)
+
+
+# -- what a talent sees ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Line:
+    """One ledger entry of a talent, in words a reply can use."""
+
+    amount: int
+    rule: str  # rule id: R3, G, V, ...
+    fact_kind: str
+    occurred_at: datetime
+    subject: str  # station name, gift name, activity title, or ""
+    reversal: bool = False
+    activity: bool = False  # a visit made by attending an activity (subject is its title)
+
+
+async def recent_entries(session: AsyncSession, talent_id: int, limit: int = 5) -> list[Line]:
+    """The talent's last `limit` entries, newest first, each with what it was about."""
+    entries = (await session.scalars(select(Entry).where(Entry.talent_id == talent_id)
+                                     .order_by(Entry.occurred_at.desc(), Entry.id.desc()).limit(limit))).all()
+    subjects: dict[tuple[str, int], tuple[str, bool]] = {}
+    visit_ids = [e.fact_id for e in entries if e.fact_kind == "visit" and e.fact_id is not None]
+    if visit_ids:
+        visit_rows = (await session.execute(select(Visit.id, Station.name, Activity.title)
+                                      .join(Station, Station.id == Visit.station_id)
+                                      .outerjoin(Activity, Activity.id == Visit.activity_id)
+                                      .where(Visit.id.in_(visit_ids)))).all()
+        subjects.update({("visit", vid): (title or sname, title is not None) for vid, sname, title in visit_rows})
+    red_ids = [e.fact_id for e in entries if e.fact_kind == "redemption" and e.fact_id is not None]
+    if red_ids:
+        rows = (await session.execute(select(Redemption.id, Gift.name).join(Gift, Gift.id == Redemption.gift_id)
+                                      .where(Redemption.id.in_(red_ids)))).all()
+        subjects.update({("redemption", rid): (gname, False) for rid, gname in rows})
+    out = []
+    for e in entries:
+        subject, activity = subjects.get((e.fact_kind, e.fact_id or 0), ("", False))
+        out.append(Line(amount=e.amount, rule=e.rule.split("@")[0], fact_kind=e.fact_kind,
+                        occurred_at=e.occurred_at, subject=subject, reversal=e.reverses_id is not None,
+                        activity=activity))
+    return out
+
+
+async def talent_year_rank(session: AsyncSession, talent_id: int, now: datetime) -> tuple[int | None, int]:
+    """(rank, points) of the talent on this year's talent board (competition ranking, SPEC 3); rank None
+    when the talent earned nothing this year (talent boards list only talents with points).
+
+    Counts the talents with more points instead of ranking everyone: one aggregate, no rows to Python."""
+    start, end = Period.parse("year", now=now).bounds()
+    in_year = (Entry.occurred_at >= start, Entry.occurred_at < end, EARNED)
+    mine = await session.scalar(select(func.sum(Entry.amount)).where(Entry.talent_id == talent_id, *in_year))
+    if mine is None:
+        return None, 0
+    sums = (select(Entry.talent_id).where(Entry.talent_id.is_not(None), *in_year)
+            .group_by(Entry.talent_id).having(func.sum(Entry.amount) > mine).subquery())
+    ahead = await session.scalar(select(func.count()).select_from(sums))
+    return int(ahead or 0) + 1, int(mine)

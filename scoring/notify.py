@@ -1,0 +1,252 @@
+"""Who hears what after points move (issue 4, "Pushes"): this module decides and adds outbox rows
+(scoring.outbox, idempotent on deterministic keys); worker/push.py delivers them.
+
+Rank changes on the month board (operators of the station):
+- a station "is in the top 3" when its competition rank is 1-3 with more than 0 points (at the start of a
+  month every station shares rank 1 with 0 points; that is nobody's podium);
+- events, against the rank at which the station's operators last heard (or were first seen): entering the
+  top 3, leaving it, or moving 3 or more places up or down (moves only between two ranks with points:
+  a station's first points place it silently unless they put it in the top 3);
+- at most one message per station per hour: the outbox key is `rank:{station}:{yyyy-mm}:{yyyymmddhh}:
+  {openid}` (the event is in the payload), so the outbox's unique key refuses a second one within the
+  hour; a change held back stays pending against the old baseline and is told in a later hour if it
+  still holds;
+- the baseline (`th:live:ranks:{yyyy-mm}`, station id -> "rank:top") lives in Redis; losing it only means
+  the next check sets it again without telling anyone. Checks run under a short Redis lock, after the
+  worker bumps a month board (at most every few seconds) and every minute from cron.
+
+Also here: the texts (Chinese, for the people who read them) of the worker's other messages: a
+redemption's pickup code or refusal, a hold on a station's visit, a void of a station's points.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scoring import ledger, live, outbox, periods
+from scoring.clock import utcnow
+from scoring.db import transaction
+from scoring.models import Gift, Notification, Redemption, Staff, Talent
+from scoring.periods import Period
+from scoring.ranking import Ranked
+
+TOP: Final = 3
+MOVE: Final = 3
+BASELINE_TTL_S: Final = 70 * 24 * 3600
+LOCK_MS: Final = 30_000
+
+RANK_TEXTS: Final = {
+    "enter_top3": "您好！{name}在{month}月度排行榜升至第{new}名，进入前三（{points}分）。感谢用心运营，"
+                  "请继续保持。发送「排名」可查看榜单。",
+    "leave_top3": "您好，{name}在{month}月度排行榜由第{old}名降至第{new}名，暂时离开前三（{points}分）。"
+                  "可多组织活动、邀请人才打卡。发送「排名」可查看榜单。",
+    "up": "您好！{name}在{month}月度排行榜由第{old}名升至第{new}名（{points}分）。请继续加油，"
+          "发送「排名」可查看榜单。",
+    "down": "您好，{name}在{month}月度排行榜由第{old}名降至第{new}名（{points}分）。可多组织活动、"
+            "邀请人才打卡。发送「排名」可查看榜单。",
+}
+REDEEMED: Final = "兑换成功：{gift}（{cost}积分）。提货码：{code}，请凭提货码到人才之家领取。发送「积分」可查看余额。"
+REFUSED_BALANCE: Final = ("兑换未成功：积分余额不足（{gift}需{cost}分，您当前可用{balance}分），本次未扣积分。"
+                          "多打卡、多参加活动即可累积积分。")
+REFUSED_STOCK: Final = "兑换未成功：{gift}已兑完，本次未扣积分。发送「礼品」可查看其他可兑换的礼品。"
+HOLD_OPERATOR: Final = ("提醒：{station}有一次打卡（人才{talent}）因30分钟内在{n}个站点打卡，积分暂缓计入，"
+                        "待管理员审核。您无需操作，如有疑问请联系管理员。")
+HOLD_ADMIN: Final = ("待审核：人才{talent}（{cert_no}）{minutes}分钟内在{n}个站点打卡，该次积分已暂缓"
+                     "（标记编号{flag_id}）。请核实后放行或作废。")
+VOIDED_OPERATOR: Final = ("通知：管理员已作废{station}的{n}笔积分，共{points}分（原因：{reason}），"
+                          "榜单已同步更新。如有疑问请联系管理员。")
+
+
+def month_label(key: str) -> str:
+    y, m = key.split("-")
+    return f"{y}年{int(m)}月"
+
+
+# -- recipients --------------------------------------------------------------------------------------
+
+
+async def operators(session: AsyncSession, station_ids: Iterable[int]) -> dict[int, list[str]]:
+    """{station_id: [openid, ...]} of the active operators of those stations."""
+    ids = sorted(set(station_ids))
+    out: dict[int, list[str]] = defaultdict(list)
+    if not ids:
+        return out
+    rows = (await session.execute(select(Staff.station_id, Staff.openid).where(
+        Staff.role == "operator", Staff.active.is_(True), Staff.station_id.in_(ids)).order_by(Staff.id))).all()
+    for sid, openid in rows:
+        if sid is not None:
+            out[sid].append(openid)
+    return out
+
+
+async def admins(session: AsyncSession, extra: Iterable[str] = ()) -> list[str]:
+    """Openids of the active admins, plus `extra` (ADMIN_OPENIDS)."""
+    rows = (await session.scalars(select(Staff.openid).where(
+        Staff.role == "admin", Staff.active.is_(True)).order_by(Staff.id))).all()
+    return sorted(set(rows) | set(extra))
+
+
+async def tell(session: AsyncSession, key: str, openid: str, text: str, template: str,
+               data: Mapping[str, Any] | None = None) -> str | None:
+    """Add one template message; returns its key when it is new."""
+    added = await outbox.add(session, key, openid, {"text": text, "template": template, "data": dict(data or {})})
+    return key if added else None
+
+
+async def ids_of(session: AsyncSession, keys: Sequence[str]) -> list[int]:
+    if not keys:
+        return []
+    return list((await session.scalars(select(Notification.id).where(Notification.key.in_(list(keys))))).all())
+
+
+# -- rank changes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankChange:
+    station_id: int
+    code: str
+    name: str
+    event: str  # enter_top3 | leave_top3 | up | down
+    old: int
+    new: int
+    points: int
+
+    @property
+    def top(self) -> bool:
+        return in_top(self.new, self.points)
+
+
+Seen = tuple[int, bool]  # (rank, in the top 3) when last told or first seen; rank 0: no points then
+
+
+def in_top(rank_: int, points: int) -> bool:
+    return rank_ <= TOP and points > 0
+
+
+def decide(baseline: Mapping[int, Seen], board: Sequence[Ranked]) -> tuple[list[RankChange], dict[int, Seen]]:
+    """The events to tell, and the silent baseline updates (stations first seen, stations without points)."""
+    changes: list[RankChange] = []
+    silent: dict[int, Seen] = {}
+    for r in board:
+        s = r.standing
+        top = in_top(r.rank, s.points)
+        now_seen = (r.rank if s.points > 0 else 0, top)
+        seen = baseline.get(s.id)
+        if seen is None:
+            silent[s.id] = now_seen
+            continue
+        old, old_top = seen
+        if top and not old_top:
+            event = "enter_top3"
+        elif old_top and not top:
+            event = "leave_top3"
+        elif s.points <= 0 or old == 0:  # no points now, or none before: no move to speak of
+            if now_seen != seen:
+                silent[s.id] = now_seen
+            continue
+        elif r.rank <= old - MOVE:
+            event = "up"
+        elif r.rank >= old + MOVE:
+            event = "down"
+        else:
+            continue
+        changes.append(RankChange(s.id, s.code, s.name, event, old, r.rank, s.points))
+    return changes, silent
+
+
+def _baseline_key(month: str) -> str:
+    return f"{live.PREFIX}:ranks:{month}"
+
+
+def _parse_seen(raw: bytes | str) -> Seen:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    rank_, top = text.split(":")
+    return int(rank_), top == "1"
+
+
+async def check_ranks(sessions: async_sessionmaker[AsyncSession], redis: Redis, *,
+                      now: datetime | None = None) -> list[int]:
+    """Compare the current month board with the baseline and tell operators; returns the new outbox ids.
+    Does nothing when another check holds the lock."""
+    now = now or utcnow()
+    month = Period.parse("month", now=now)
+    lock, token = f"{live.PREFIX}:ranks:lock:{month.key}", secrets.token_hex(8)
+    if not await redis.set(lock, token, nx=True, px=LOCK_MS):
+        return []
+    try:
+        base_key = _baseline_key(month.key)
+        raw: dict[Any, Any] = await redis.hgetall(base_key)  # type: ignore[misc]
+        baseline = {int(k): _parse_seen(v) for k, v in raw.items()}
+        async with sessions() as s:
+            board = await live.station_board(s, redis, month, now=now)
+        changes, updates = decide(baseline, board)
+        ids: list[int] = []
+        if changes:
+            hour = periods.to_local(now).strftime("%Y%m%d%H")
+            keys: list[str] = []
+            async with transaction(sessions) as s:
+                recipients = await operators(s, [c.station_id for c in changes])
+                for c in changes:
+                    text = RANK_TEXTS[c.event].format(name=c.name, month=month_label(month.key), old=c.old,
+                                                      new=c.new, points=c.points)
+                    data = {"station": c.name, "code": c.code, "month": month.key, "event": c.event,
+                            "old_rank": c.old, "new_rank": c.new, "points": c.points}
+                    added = [key for openid in recipients.get(c.station_id, []) if (key := await tell(
+                        s, f"rank:{c.code}:{month.key}:{hour}:{openid}", openid, text, "rank", data))]
+                    keys += added
+                    if added or not recipients.get(c.station_id):
+                        updates[c.station_id] = (c.new, c.top)
+                    # else: told this hour already; the change stays pending against the old baseline
+                ids = await ids_of(s, keys)
+        if updates:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.hset(base_key, mapping={str(k): f"{r}:{int(t)}" for k, (r, t) in updates.items()})
+                pipe.expire(base_key, BASELINE_TTL_S)
+                await pipe.execute()
+        return ids
+    finally:
+        await redis.register_script(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+        )(keys=[lock], args=[token])
+
+
+async def may_check_ranks(redis: Redis, month: str, every_ms: int = 5000) -> bool:
+    """Throttle for checks triggered by bumps: True for at most one caller per `every_ms`."""
+    return bool(await redis.set(f"{live.PREFIX}:ranks:throttle:{month}", "1", nx=True, px=every_ms))
+
+
+# -- redemptions -------------------------------------------------------------------------------------
+
+
+async def tell_redemption(session: AsyncSession, redemption_id: int) -> list[str]:
+    """The talent's pickup code, or why the redemption was refused (key `redeem:{id}`)."""
+    red = await session.get(Redemption, redemption_id)
+    if red is None or red.status == "pending":
+        return []
+    talent = await session.get(Talent, red.talent_id)
+    gift = await session.get(Gift, red.gift_id)
+    if talent is None or gift is None or talent.openid is None:
+        return []
+    data: dict[str, Any] = {"redemption_id": red.id, "gift": gift.name, "cost": gift.cost, "status": red.status}
+    if red.status == "applied":
+        text = REDEEMED.format(gift=gift.name, cost=gift.cost, code=red.pickup_code)
+        data["pickup_code"] = red.pickup_code
+    elif red.reason == ledger.Refusal.STOCK:
+        text = REFUSED_STOCK.format(gift=gift.name)
+        data["reason"] = red.reason
+    else:
+        balance = await ledger.talent_balance(session, talent.id)
+        text = REFUSED_BALANCE.format(gift=gift.name, cost=gift.cost, balance=balance)
+        data.update(reason=red.reason, balance=balance)
+    key = await tell(session, f"redeem:{red.id}", talent.openid, text, "redeem", data)
+    return [key] if key else []

@@ -1,0 +1,126 @@
+"""Satisfaction replies (SPEC 3, "Satisfaction"): after an activity each attendee is invited (the worker,
+scoring.calendar) to reply 1-5 with an optional comment within 48 hours.
+
+- `parse_answer` reads a bare score: "5", "4 很好", "2分，太吵了", "３" (full-width digits too).
+- The answer goes to the talent's pending invitation with the earliest deadline (scoring.invitations).
+- One answer per attendee per activity (Satisfaction is UNIQUE on (activity, talent); the insert is
+  `ON CONFLICT DO NOTHING`, so a second answer, even a concurrent one, is reported as already recorded).
+- A score of `LOW_SCORE` or less alerts the station's operators at once: an outbox row per operator, key
+  `lowscore:{activity}:{talent}:{openid}`, written in the same transaction as the answer (no operators:
+  the active admins). The worker delivers it.
+- Satisfaction rate = share of replies >= 4.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scoring import outbox
+from scoring.models import Activity, Attendance, Satisfaction, Staff, Station, Talent
+
+LOW_SCORE: Final = 2
+MAX_COMMENT: Final = 500
+ANSWER_RE: Final = re.compile(r"\s*([1-5])\s*(?:分|星|颗星)?(?:$|[\s,，.。、;；:：!！~～-]+(.*))", re.S)
+
+
+def parse_answer(text: str) -> tuple[int, str] | None:
+    """(score, comment) for a bare 1-5 with an optional comment, else None."""
+    m = ANSWER_RE.fullmatch(unicodedata.normalize("NFKC", text))
+    if m is None:
+        return None
+    return int(m.group(1)), (m.group(2) or "").strip()[:MAX_COMMENT]
+
+
+class SatisfactionRefusal(StrEnum):
+    ALREADY = "already"
+    NOT_ATTENDED = "not_attended"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    satisfaction: Satisfaction
+    activity: Activity
+    alerted: int  # operators (or admins) told of a low score
+
+
+@dataclass(frozen=True)
+class SatisfactionRefused:
+    reason: SatisfactionRefusal
+    activity: Activity | None = None
+
+
+async def record(session: AsyncSession, *, talent_id: int, activity_id: int, score: int, comment: str,
+                 now: datetime, alert_text: str) -> Recorded | SatisfactionRefused:
+    """Store one answer in the caller's transaction. `alert_text` is the operators' message for a low
+    score, with str.format fields {station} {title} {score} {comment} {name} {cert_no}."""
+    if not 1 <= score <= 5:
+        raise ValueError(f"score must be 1-5, got {score}")
+    activity = await session.get(Activity, activity_id)
+    if activity is None:
+        return SatisfactionRefused(SatisfactionRefusal.NOT_FOUND)
+    if await session.scalar(select(Attendance.id).where(
+            Attendance.activity_id == activity_id, Attendance.talent_id == talent_id)) is None:
+        return SatisfactionRefused(SatisfactionRefusal.NOT_ATTENDED, activity)
+    ins = postgresql.insert(Satisfaction) if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert(Satisfaction)
+    stmt = ins.values(activity_id=activity_id, talent_id=talent_id, score=score, comment=comment[:MAX_COMMENT],
+                      created_at=now).on_conflict_do_nothing(
+        index_elements=["activity_id", "talent_id"]).returning(Satisfaction)
+    row = (await session.scalars(stmt)).first()
+    if row is None:
+        return SatisfactionRefused(SatisfactionRefusal.ALREADY, activity)
+    alerted = 0
+    if score <= LOW_SCORE:
+        alerted = await _alert(session, activity, talent_id, score, row.comment, alert_text)
+    return Recorded(satisfaction=row, activity=activity, alerted=alerted)
+
+
+async def _alert(session: AsyncSession, activity: Activity, talent_id: int, score: int, comment: str,
+                 alert_text: str) -> int:
+    station = await session.get(Station, activity.station_id)
+    talent = await session.get(Talent, talent_id)
+    recipients = list((await session.scalars(select(Staff.openid).where(
+        Staff.role == "operator", Staff.station_id == activity.station_id, Staff.active.is_(True))
+        .order_by(Staff.id))).all())
+    if not recipients:
+        recipients = list((await session.scalars(select(Staff.openid).where(
+            Staff.role == "admin", Staff.active.is_(True)).order_by(Staff.id))).all())
+    text = alert_text.format(station=station.name if station else "", title=activity.title, score=score,
+                             comment=comment or "无", name=talent.name if talent else "",
+                             cert_no=talent.cert_no if talent else "")
+    sent = 0
+    for openid in recipients:
+        sent += await outbox.add(session, f"lowscore:{activity.id}:{talent_id}:{openid}", openid, {
+            "text": text, "template": "lowscore", "activity_id": activity.id, "talent_id": talent_id,
+            "score": score, "comment": comment})
+    return sent
+
+
+async def rate(session: AsyncSession, activity_id: int) -> tuple[int, float | None]:
+    """(answers, satisfaction rate = share of scores >= 4) of one activity; rate None without answers."""
+    total, good = (await session.execute(select(
+        func.count(Satisfaction.id), func.coalesce(func.sum(case((Satisfaction.score >= 4, 1), else_=0)), 0))
+        .where(Satisfaction.activity_id == activity_id))).one()
+    return int(total), (int(good) / int(total) if total else None)
+
+
+async def answered(session: AsyncSession, talent_id: int, activity_ids: list[int]) -> set[int]:
+    """Which of these activities the talent has already answered."""
+    if not activity_ids:
+        return set()
+    return set((await session.scalars(select(Satisfaction.activity_id).where(
+        Satisfaction.talent_id == talent_id, Satisfaction.activity_id.in_(activity_ids)))).all())
+
+
+async def already(session: AsyncSession, activity_id: int) -> SatisfactionRefused:
+    return SatisfactionRefused(SatisfactionRefusal.ALREADY, await session.get(Activity, activity_id))

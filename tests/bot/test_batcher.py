@@ -1,0 +1,102 @@
+"""The group-commit batcher and the one-round-trip enqueue, on their own (real SQLite and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy import select
+
+import bot.batcher as batcher
+from bot.batcher import VisitBatcher, enqueue_many
+from bot.redis_pipe import AutoPipeline
+from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.models import Visit
+from scoring.visits import Accepted, Rejected, Scan
+from tests import factories as f
+
+AT = datetime(2026, 11, 2, 2, 0)
+
+
+@pytest.fixture
+async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()
+
+
+async def test_enqueue_many_keeps_arq_semantics(arq: ArqRedis) -> None:
+    assert await enqueue_many(arq, [("apply_visit", (1,), "apply_visit:1"),
+                                    ("apply_visit", (2,), "apply_visit:2")]) == 2
+    await arq.set("arq:result:apply_visit:3", b"done")  # a job that ran already and kept its result
+    assert await enqueue_many(arq, [("apply_visit", (1,), "apply_visit:1"), ("apply_visit", (3,), "apply_visit:3"),
+                                    ("apply_visit", (4,), "apply_visit:4")]) == 1
+    jobs = {j.job_id: (j.function, j.args) for j in await arq.queued_jobs()}
+    assert jobs == {f"apply_visit:{i}": ("apply_visit", (i,)) for i in (1, 2, 4)}
+    # through the bot's auto-pipelining wrapper too
+    assert await enqueue_many(AutoPipeline(arq), [("apply_redemption", (9,), "apply_redemption:9")]) == 1
+
+
+async def test_auto_pipeline_keeps_each_command_s_result(arq: ArqRedis) -> None:
+    pipe = AutoPipeline(arq)
+    results = await asyncio.gather(pipe.set("a", b"1", nx=True), pipe.set("a", b"2", nx=True), pipe.get("a"),
+                                   pipe.delete("a"), pipe.exists("a"), return_exceptions=True)
+    assert results == [True, None, b"1", 1, 0]
+    await arq.hset("hh", "k", "v")
+    ok, wrong = await asyncio.gather(pipe.set("h", b"x"), pipe.get("hh"), return_exceptions=True)
+    assert ok is True and "WRONGTYPE" in str(wrong)  # one command's error is its own
+    assert await pipe.ping()  # everything else goes straight to the client
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+async def test_batches_and_one_bad_scan(sqlite_url: str, arq: ArqRedis, monkeypatch: pytest.MonkeyPatch,
+                                        threaded: bool) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    async with transaction(sessions) as s:
+        await f.station(s, "ST1")
+        for i in range(20):
+            await f.talent(s, f"QZ{i}", openid=f"o{i}")
+    real = batcher.record_visits_sync
+
+    def poisoned(session, scans):  # a scan that makes its transaction fail (a database error, say)
+        if any(scan.openid == "o13" for scan in scans):
+            raise RuntimeError("boom")
+        return real(session, scans)
+
+    monkeypatch.setattr(batcher, "record_visits_sync", poisoned)
+    monkeypatch.setattr(batcher, "record_visits", lambda s, scans: s.run_sync(poisoned, scans))
+    b = VisitBatcher(sessions, arq, database_url=sqlite_url if threaded else None)
+    try:
+        results = await asyncio.gather(*[b.record(Scan(f"o{i}", AT, station_code="ST1")) for i in range(20)],
+                                       return_exceptions=True)
+    finally:
+        await b.close()
+        await engine.dispose()
+    assert isinstance(results[13], RuntimeError)
+    assert all(isinstance(r, Accepted) for i, r in enumerate(results) if i != 13)
+    assert b.batches < 20 or not threaded
+    engine = make_engine(sqlite_url)
+    async with make_sessionmaker(engine)() as s:
+        stored = (await s.scalars(select(Visit.openid))).all()
+    await engine.dispose()
+    assert sorted(stored) == sorted(f"o{i}" for i in range(20) if i != 13)
+    assert len(await arq.queued_jobs()) == 19
+
+
+async def test_close_writes_what_is_pending(sqlite_url: str, arq: ArqRedis) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    async with transaction(sessions) as s:
+        await f.station(s, "ST1")
+    b = VisitBatcher(sessions, arq, database_url=sqlite_url)
+    pending = asyncio.ensure_future(b.record(Scan("oNobody", AT, station_code="ST1")))
+    await asyncio.sleep(0)  # let it queue (not synchronisation: close() must handle either order)
+    await b.close()
+    outcome = await pending
+    await engine.dispose()
+    assert isinstance(outcome, Rejected) and outcome.visit is not None
