@@ -223,3 +223,13 @@ AD_RATE_PREVIEW = (
 AD_RATE_CONFIRMED = "{year} 年度评星已确认：晋升 {up} 家，降星 {down} 家，摘牌 {delisted} 家，已通知相关站点。"
 AD_RATE_ALREADY = "{year} 年度评星此前已确认，未做改动。"
 AD_RATE_REFUSED = "暂不能评星：{detail}"
+OP_SCAN_OK = "已为人才 {name} 在本站签到，站点和人才各得 {points} 积分，稍后到账。"
+OP_SCAN_REJECTED = {
+    "forged_code": "该个人码无效，请让人才重新打开“我的码”后再扫。",
+    "expired_code": "该个人码已过期，请让人才重新打开“我的码”后再扫。",
+    "not_bound": "该人才尚未绑定身份，请提醒其先发送“绑定 人才证号 姓名”。",
+    "already_today": "该人才今天已在本站签到，不重复计分。",
+    "staff_own_station": "本站工作人员在本站签到不计积分。",
+    "station_delisted": "本站已摘牌，无法签到。如有疑问请联系管理员。",
+}
+OP_SCAN_REJECTED_OTHER = "未能签到，请稍后重试或联系管理员。"

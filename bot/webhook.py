@@ -135,8 +135,11 @@ def incoming_of(msg: Any, safe: bool) -> Incoming:
 
 def dedupe_key(msg: Any, raw: dict[str, Any]) -> str:
     if getattr(msg, "type", "") == "event" or raw.get("MsgType") == "event":
+        # A menu scan's EventKey is the menu key: the scanned text tells two scans in one second apart.
+        scanned = raw.get("ScanCodeInfo")
         parts = [raw.get("FromUserName", ""), raw.get("CreateTime", ""), raw.get("Event", ""),
-                 str(raw.get("EventKey") or "")]
+                 str(raw.get("EventKey") or ""),
+                 str(scanned.get("ScanResult") or "") if isinstance(scanned, dict) else ""]
         return "th:dd:ev:" + hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()
     msg_id = raw.get("MsgId") or raw.get("MsgID")
     if msg_id:

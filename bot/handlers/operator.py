@@ -6,12 +6,13 @@ from __future__ import annotations
 from bot import texts
 from bot.router import Context, Router
 from scoring import operations as ops
-from scoring import periods
+from scoring import periods, visits
 from scoring.boards import station_board, station_points
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.models import Station
+from scoring.models import Station, Talent
 from scoring.periods import Period
+from scoring.rules import RULES
 from scoring.tokens import activity_scene
 
 router = Router("operator", roles=frozenset({"operator"}))
@@ -165,3 +166,23 @@ async def my_station(ctx: Context, rest: str) -> str:
         rank_year=ranks["year"], rank_total=ranks["total"],
         rate=f"{satisfied / replies:.0%}（{replies} 份评价）" if replies else "暂无评价", flags=flags,
         plan="已上传" if plan else "尚未上传，请在本月底前发布下月活动")
+
+
+@router.scene("tl:")
+async def scan_talent(ctx: Context, scene: str) -> str:
+    """The operator scanned a talent's personal code with the menu's scan button: a visit at the operator's
+    station (source operator); R3 applies as to any visit."""
+    station_id = await station_id_of(ctx)
+    if station_id is None:
+        return texts.OP_NO_STATION
+    at = ctx.incoming.received_at or utcnow()
+    scan = visits.personal_code_scan(ctx.deps.settings.scene_key, scene, operator_openid=ctx.openid,
+                                     station_id=station_id, at=at)
+    async with transaction(ctx.deps.sessions) as s:
+        outcome = await visits.record_visit(s, scan)
+        talent = await s.get(Talent, outcome.visit.talent_id) \
+            if isinstance(outcome, visits.Accepted) and outcome.visit.talent_id else None
+    if isinstance(outcome, visits.Accepted):
+        await ctx.deps.enqueue("apply_visit", outcome.visit.id, job_id=outcome.job_id)
+        return texts.OP_SCAN_OK.format(name=talent.name if talent else "", points=RULES["R3"].talent)
+    return texts.OP_SCAN_REJECTED.get(outcome.reason.value, texts.OP_SCAN_REJECTED_OTHER)

@@ -147,3 +147,36 @@ async def test_next_month_plan_shown(safe_bot: Bot) -> None:
     await safe_bot.wx.text(OP, f"发布活动 计划内 | {start} | {nxt.strftime('%Y-%m-%d 12:00')} | 0 | x")
     assert "下月计划：已上传" in (await safe_bot.wx.text(OP, "本站")).text
     assert to_utc_naive(nxt) > datetime.now()
+
+
+async def test_operator_scans_a_talents_personal_code(safe_bot: Bot, bot: Bot) -> None:
+    from scoring.models import Visit
+    from scoring.tokens import talent_scene
+
+    mine, _ = await seed(safe_bot)
+    async with transaction(safe_bot.sessions) as s:
+        t = await f.talent(s, openid="oTalentX", name="李四")
+        unbound = await f.talent(s)
+    key, now = safe_bot.settings.scene_key, datetime.now().timestamp()
+    ok = await safe_bot.wx.scancode(OP, talent_scene(key, t.id, now))
+    assert ok.text == texts.OP_SCAN_OK.format(name="李四", points=1)
+    again = await safe_bot.wx.scancode(OP, talent_scene(key, t.id, now + 1))
+    assert again.text == texts.OP_SCAN_REJECTED["already_today"]
+    old = await safe_bot.wx.scancode(OP, talent_scene(key, t.id, now - 3600))
+    assert old.text == texts.OP_SCAN_REJECTED["expired_code"]
+    forged = await safe_bot.wx.scancode(OP, talent_scene(b"not the key", t.id, now))
+    assert forged.text == texts.OP_SCAN_REJECTED["forged_code"]
+    assert (await safe_bot.wx.scancode(OP, talent_scene(key, unbound.id, now))).text == \
+        texts.OP_SCAN_REJECTED["not_bound"]
+    talent_tries = await safe_bot.wx.scancode("oTalentX", talent_scene(key, t.id, now))
+    assert "权限" in talent_tries.text
+    plain = await bot.wx.scancode(OP, talent_scene(key, t.id, now + 2))  # plain mode: refused
+    assert plain.text == texts.PLAIN_MODE_REFUSED
+    async with safe_bot.sessions() as s:
+        rows = (await s.execute(select(Visit.status, Visit.reason, Visit.source, Visit.station_id,
+                                       Visit.operator_openid).order_by(Visit.id))).all()
+    assert [(r[0], r[1]) for r in rows] == [("accepted", None), ("rejected", "already_today"),
+                                            ("rejected", "expired_code"), ("rejected", "forged_code"),
+                                            ("rejected", "not_bound")]
+    assert {(r[2], r[3], r[4]) for r in rows} == {("operator", mine, OP)}
+    assert [j.function for j in await safe_bot.queued_jobs()] == ["apply_visit"]
