@@ -9,8 +9,8 @@ board uses its scoring window, which extensions move (scoring.periods.scoring_wi
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,7 +74,13 @@ async def station_sums(session: AsyncSession, period: Period) -> dict[int, tuple
     return {sid: (int(p), at) for sid, p, at in rows}
 
 
-def station_eligible(station: Station, period: Period, now: datetime) -> bool:
+class StationDates(Protocol):
+    status: str
+    certified_on: date
+    eligible_from: datetime
+
+
+def station_eligible(station: StationDates, period: Period, now: datetime) -> bool:
     if station.status != "active":
         return False
     if period.year is None:
@@ -88,11 +94,13 @@ async def station_board(
     """Every eligible active station, with 0 when it has no entry in the period."""
     now = now or utcnow()
     sums = await station_sums(session, period)
-    stmt = select(Station).where(Station.status == "active")
+    # Plain rows, not ORM objects: a city has 10^3-10^4 stations and this runs for every board.
+    stmt = select(Station.id, Station.code, Station.name, Station.status, Station.certified_on,
+                  Station.eligible_from).where(Station.status == "active")
     if station_type is not None:
         stmt = stmt.where(Station.type == station_type)
     standings = []
-    for st in (await session.scalars(stmt)).all():
+    for st in (await session.execute(stmt)).all():
         if station_eligible(st, period, now):
             points, reached = sums.get(st.id, (0, None))
             standings.append(Standing(st.id, st.code, st.name, points, reached))
