@@ -14,8 +14,8 @@ callback: every reply still follows its own durable visit row and its queued job
   which is what the async driver would take. On PostgreSQL the batch runs on the app's async engine.
 - One bad scan does not fail its batch: when the batch transaction fails, its scans are retried one
   transaction each and only the failing one gets the error.
-- If Redis refuses the jobs after the commit, the visits stay recorded and the worker's sweeper
-  re-enqueues unapplied visits (SPEC 4); the talent's reply is unchanged.
+- If Redis refuses the jobs after the commit (three tries), the visits stay recorded and the worker's
+  sweeper re-enqueues unapplied visits (SPEC 4); the talent's reply is unchanged.
 - Several bot processes may each run a batcher: the database's UNIQUE credit key decides between them.
 """
 
@@ -57,6 +57,7 @@ return n
 """
 
 Batch = list[tuple[Scan, "asyncio.Future[Outcome]"]]
+ENQUEUE_BACKOFF_S = (0.05, 0.2, 0.0)  # three tries; the last one's delay is unused
 
 
 async def enqueue_many(arq: Any, jobs: Sequence[tuple[str, tuple[Any, ...], str]]) -> int:
@@ -195,10 +196,15 @@ class VisitBatcher:
 
     async def _finish(self, batch: Batch, outcomes: list[Outcome | BaseException]) -> None:
         jobs = [("apply_visit", (o.visit.id,), o.job_id) for o in outcomes if isinstance(o, Accepted)]
-        try:
-            await enqueue_many(self.arq, jobs)
-        except Exception:
-            log.exception("could not enqueue %d apply_visit jobs; the sweeper will", len(jobs))
+        for attempt, backoff in enumerate(ENQUEUE_BACKOFF_S):
+            try:
+                await enqueue_many(self.arq, jobs)  # safe to repeat: an enqueued job id is skipped
+                break
+            except Exception:
+                if attempt == len(ENQUEUE_BACKOFF_S) - 1:
+                    log.exception("could not enqueue %d apply_visit jobs; the sweeper will", len(jobs))
+                else:
+                    await asyncio.sleep(backoff)  # a busy or restarting Redis: try again shortly
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

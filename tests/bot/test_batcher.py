@@ -100,3 +100,29 @@ async def test_close_writes_what_is_pending(sqlite_url: str, arq: ArqRedis) -> N
     outcome = await pending
     await engine.dispose()
     assert isinstance(outcome, Rejected) and outcome.visit is not None
+
+
+async def test_enqueue_is_retried_when_redis_stumbles(sqlite_url: str, arq: ArqRedis,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    async with transaction(sessions) as s:
+        await f.station(s, "ST1")
+        await f.talent(s, openid="oT")
+    real, calls = batcher.enqueue_many, []
+
+    async def flaky(redis, jobs):
+        calls.append(len(jobs))
+        if len(calls) == 1:
+            raise ConnectionError("Redis went away for a moment")
+        return await real(redis, jobs)
+
+    monkeypatch.setattr(batcher, "enqueue_many", flaky)
+    b = VisitBatcher(sessions, arq, database_url=sqlite_url)
+    try:
+        outcome = await b.record(Scan("oT", AT, station_code="ST1"))
+    finally:
+        await b.close()
+        await engine.dispose()
+    assert isinstance(outcome, Accepted) and calls == [1, 1]
+    assert [j.job_id for j in await arq.queued_jobs()] == [outcome.job_id]
