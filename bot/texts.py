@@ -233,3 +233,5 @@ OP_SCAN_REJECTED = {
     "station_delisted": "本站已摘牌，无法签到。如有疑问请联系管理员。",
 }
 OP_SCAN_REJECTED_OTHER = "未能签到，请稍后重试或联系管理员。"
+OP_NEW_SIGNUP = "【新报名】{name} 报名了活动 #{id} {title}，当前报名 {taken}{cap} 人。"
+OP_ACTIVITY_FULL = "【名额已满】活动 #{id} {title} 的 {cap} 个名额已全部报满。"

@@ -194,3 +194,21 @@ async def test_outside_the_window_a_polite_note(bot: Bot) -> None:
     assert (await bot.wx.text("oA", "5")).text == texts.SAT_NONE
     assert (await bot.wx.text("oNobody", "5")).text == texts.NEED_BIND
     assert "没有看懂" in (await bot.wx.text("oA", "7")).text
+
+
+async def test_operators_hear_of_sign_ups_and_a_full_activity(bot: Bot) -> None:
+    st = await flows.station(bot, "ST1")
+    await flows.operator(bot, "oOpA", st.id)
+    act = await flows.activity(bot, st, starts_in=timedelta(days=1), capacity=2)
+    async with transaction(bot.sessions) as s:
+        for i in range(3):
+            await f.talent(s, f"QZ{i:03d}", openid=f"o{i}", name=f"人才{i}")
+    for i in range(3):
+        await bot.wx.text(f"o{i}", f"报名 {act.id}")
+    await bot.wx.text("o0", f"报名 {act.id}")  # already signed up: no second message
+    async with bot.sessions() as s:
+        notes = (await s.execute(select(Notification.key, Notification.openid, Notification.payload)
+                                 .order_by(Notification.id))).all()
+    assert [k.split(":")[0] for k, _, _ in notes] == ["signup", "signup", "full"]
+    assert {o for _, o, _ in notes} == {"oOpA"}
+    assert "人才0" in notes[0][2] and "1/2" in notes[0][2] and "2/2" in notes[1][2] and "已全部报满" in notes[2][2]
