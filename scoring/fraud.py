@@ -96,7 +96,9 @@ async def add_flag(session: AsyncSession, *, rule: str, hold: bool, visit: Visit
     return (await session.execute(stmt)).scalar()
 
 
-OPEN_HOLD = exists().where(Flag.visit_id == Visit.id, Flag.hold.is_(True), Flag.status == "open")
+HOLD_RULES: Final = (MULTI_STATION,)  # the rules that hold; naming them lets the (rule, visit_id) key serve
+OPEN_HOLD = exists().where(Flag.rule.in_(HOLD_RULES), Flag.visit_id == Visit.id, Flag.hold.is_(True),
+                           Flag.status == "open")
 
 
 def dead(task: str, fact_id: Any) -> Any:

@@ -318,10 +318,11 @@ async def station_board(session: AsyncSession, redis: Redis, period: Period, *, 
     if not await is_built(redis):
         return await sql_boards.station_board(session, period, now=now, station_type=station_type)
     now = now or utcnow()
-    stmt = select(Station).where(Station.status == "active")
+    stmt = select(Station.id, Station.code, Station.name, Station.status, Station.certified_on,
+                  Station.eligible_from).where(Station.status == "active")  # plain rows: cheaper than objects
     if station_type is not None:
         stmt = stmt.where(Station.type == station_type)
-    stations = [st for st in (await session.scalars(stmt)).all() if sql_boards.station_eligible(st, period, now)]
+    stations = [st for st in (await session.execute(stmt)).all() if sql_boards.station_eligible(st, period, now)]
     values = await _scores(redis, board_key("station", period), [str(st.id) for st in stations])
     return rank([Standing(st.id, st.code, st.name, p, at) for st, (p, at) in zip(stations, values, strict=True)])
 
@@ -360,7 +361,8 @@ async def talent_board(session: AsyncSession, redis: Redis, period: Period, *,
 
 
 async def talent_standing(redis: Redis, talent_id: int, period: Period) -> tuple[int, int] | None:
-    """(rank, points) of one talent (competition rank: 1 + how many have more); None when not on it."""
+    """(rank, points) of one talent on the total or a year board (competition rank: 1 + how many have
+    more); None when not on it or the boards are not built (then ask scoring.boards)."""
     zkey = board_key("talent", period)
     score = await redis.zscore(zkey, str(talent_id))
     if score is None:

@@ -145,6 +145,20 @@ async def apply_redemption(ctx: dict[str, Any], redemption_id: int) -> str:
                           lambda: _apply(ctx, "apply_redemption", redemption_id, step))
 
 
+async def release_flag(ctx: dict[str, Any], flag_id: int, actor: str = "admin") -> str:
+    """An admin released a hold (bot word 释放): post the held visit's entries, then let apply_visit bump
+    the boards (the sweeper's released-holds pass catches up if this process dies in between)."""
+    async def run() -> Done:
+        async with transaction(ctx["sessions"]) as s:
+            posted = await fraud.release_flag(s, flag_id, actor)
+            visit_id = await s.scalar(select(Flag.visit_id).where(Flag.id == flag_id))
+        if visit_id is not None:
+            await ctx["redis"].enqueue_job("apply_visit", visit_id, _job_id=f"apply_visit:{visit_id}:release")
+        return Done(_describe(posted))
+
+    return await _guarded(ctx, "release_flag", flag_id, run)
+
+
 # -- how a task runs ---------------------------------------------------------------------------------
 
 
@@ -302,9 +316,12 @@ async def unapplied(sessions: async_sessionmaker[AsyncSession], settings: Settin
         out += [("apply_visit", i) for i in (await s.scalars(select(Visit.id).where(
             Visit.status == "accepted", Visit.applied_at.is_(None), Visit.scanned_at < cutoff, ~fraud.OPEN_HOLD,
             ~fraud.dead("apply_visit", Visit.id)).order_by(Visit.id).limit(limit))).all()]
-        out += [("apply_media", i) for i in (await s.scalars(select(MediaReport.activity_id).where(
+        # (reports of a voided activity are never marked applied by ledger.apply_media: not its business)
+        out += [("apply_media", i) for i in (await s.scalars(select(MediaReport.activity_id).join(
+            Activity, Activity.id == MediaReport.activity_id).where(
             MediaReport.applied_at.is_(None), MediaReport.voided_at.is_(None), MediaReport.created_at < cutoff,
-            ~fraud.dead("apply_media", MediaReport.activity_id)).distinct().limit(limit))).all()]
+            Activity.status == "published", ~fraud.dead("apply_media", MediaReport.activity_id)
+        ).distinct().limit(limit))).all()]
         out += [("apply_survey", i) for i in (await s.scalars(select(SurveyResult.id).where(
             SurveyResult.status == "pending", SurveyResult.created_at < cutoff,
             ~fraud.dead("apply_survey", SurveyResult.id)).limit(limit))).all()]
@@ -383,7 +400,7 @@ async def reconcile_boards(ctx: dict[str, Any]) -> int:
 
 
 TASKS: Final = {f.__name__: f for f in (apply_visit, apply_activity, apply_media, apply_survey, apply_void,
-                                        apply_redemption)}
+                                        apply_redemption, release_flag)}
 FUNCTIONS: Final = list(TASKS.values())
 CRON: Final = [
     cron(sweep, name="tasks:sweep", second=0, run_at_startup=True, timeout=180),

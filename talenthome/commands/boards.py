@@ -6,6 +6,8 @@ import argparse
 import asyncio
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from scoring import live
 from scoring.settings import Settings
@@ -23,6 +25,8 @@ def rebuild_boards(args: argparse.Namespace) -> int:
     try:
         url = redis_url(settings, private)
         result = asyncio.run(_rebuild(settings, url))
+    except (RedisError, SQLAlchemyError, OSError) as err:
+        raise CliError(f"cannot rebuild the boards: {type(err).__name__}: {err}") from None
     finally:
         private.stop()
     if result is None:

@@ -142,7 +142,7 @@ async def scenario(url: str, redis_url: str, ops: list[tuple[Any, ...]]) -> None
         await engine.dispose()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 def test_live_boards_equal_sql_boards(ops: list[tuple[Any, ...]], sqlite_template: str, tmp_path: Any,
                                       redis_server: RedisServer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -38,19 +39,22 @@ from worker import tasks
 
 Sessions = async_sessionmaker[AsyncSession]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# A zygote: imports everything once, then forks one `talenthome worker` process per line read, and prints
-# its pid. Starting a worker is then a fork (milliseconds), not twenty cold imports.
+# A zygote: imports everything once, then forks one `talenthome worker` process per line read (JSON: its log
+# file, folder and environment) and prints its pid. Starting a worker is a fork, not a cold import.
 ZYGOTE = """
-import logging, os, signal, sys
+import json, logging, os, signal, sys
 import talenthome.cli, worker.settings
 worker.settings._areas()
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 for line in sys.stdin:
+    order = json.loads(line)
     pid = os.fork()
     if pid == 0:
-        fd = os.open(line.strip(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(order["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+        os.chdir(order["cwd"])
+        os.environ.update(order["env"])
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         os._exit(talenthome.cli.main(["worker"]))
@@ -67,27 +71,43 @@ def alive(pid: int) -> bool:
     return True
 
 
-class Workers:
-    """`talenthome worker` processes of one test (forked from a zygote that imported everything)."""
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "WECHAT_"))}
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], env=env, cwd=str(tmp_path_factory.mktemp("zygote")),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    yield proc
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe:
+            pipe.close()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
-    def __init__(self, env: dict[str, str], folder: str):
-        self.folder = folder
-        self.zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE], env=env, cwd=folder,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+class Workers:
+    """`talenthome worker` processes of one test, forked from the zygote."""
+
+    def __init__(self, zygote: subprocess.Popen[bytes], env: dict[str, str], folder: str):
+        self.zygote, self.env, self.folder = zygote, env, folder
         self.running: list[int] = []
         self.n = 0
 
     def start(self) -> int:
         assert self.zygote.stdin is not None and self.zygote.stdout is not None
         self.n += 1
-        self.zygote.stdin.write(os.path.join(self.folder, f"worker{self.n}.log").encode() + b"\n")
+        order = {"log": os.path.join(self.folder, f"worker{self.n}.log"), "cwd": self.folder, "env": self.env}
+        self.zygote.stdin.write(json.dumps(order).encode() + b"\n")
         self.zygote.stdin.flush()
         pid = int(self.zygote.stdout.readline())
         self.running.append(pid)
         return pid
 
-    async def kill(self, pid: int, sig: int = signal.SIGKILL) -> None:
-        os.kill(pid, sig)
+    async def kill(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
         self.running.remove(pid)
         await until(lambda: _false(alive(pid)), f"worker {pid} gone", within=30)
 
@@ -96,15 +116,6 @@ class Workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.running = []
-        if self.zygote.stdin:
-            self.zygote.stdin.close()
-        if self.zygote.stdout:
-            self.zygote.stdout.close()
-        try:
-            self.zygote.wait(20)
-        except subprocess.TimeoutExpired:
-            self.zygote.kill()
-            self.zygote.wait()
 
 
 async def _false(value: bool) -> bool:
@@ -112,14 +123,13 @@ async def _false(value: bool) -> bool:
 
 
 @pytest.fixture
-def workers(tmp_path: Any, fake_wechat: Any) -> Iterator[Callable[[str, str], Workers]]:
+def workers(tmp_path: Any, fake_wechat: Any, zygote: subprocess.Popen[bytes]
+            ) -> Iterator[Callable[[str, str], Workers]]:
     made: list[Workers] = []
 
     def make(db_url: str, redis_url: str) -> Workers:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "WECHAT_"))}
-        env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, WECHAT_API_BASE=fake_wechat.base_url,
-                   PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
-        w = Workers(env, str(tmp_path))
+        env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "WECHAT_API_BASE": fake_wechat.base_url}
+        w = Workers(zygote, env, str(tmp_path))
         made.append(w)
         return w
 
@@ -239,7 +249,6 @@ async def test_sigkill_at_random_moments(sqlite_url: str, redis_url: str, redis:
                     moment = "idle"  # the wave was done before the moment came
             await pool.kill(proc)
             how[moment] += 1
-            print(f"wave {wave} {moment} at {time.monotonic():.2f} applied {await redis.bitcount(DONE_BITMAP)}")
         pool.start()
         await settle(sessions, arq_redis, make_settings(sqlite_url, redis_url), len(plan))
         await assert_exact(sessions, plan)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import boards, fraud, ledger, live, periods
-from scoring.db import transaction
+from scoring.db import make_engine, make_sessionmaker, transaction
 from scoring.models import (
     Activity,
     DeadLetter,
@@ -66,6 +66,14 @@ async def run_burst(redis_url: str, settings: Settings, **overrides: Any) -> Wor
             warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
             await worker.close()
     return worker
+
+
+@pytest.fixture
+async def lite(sqlite_url: str) -> AsyncIterator[Sessions]:
+    """Sessions on SQLite only, for the tests whose subject does not depend on the database."""
+    engine = make_engine(sqlite_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture
@@ -169,28 +177,22 @@ async def test_visits_apply_once_and_boards_follow(sessions: Sessions, db_url: s
     await assert_boards_match(sessions, redis)
 
 
-async def test_one_job_applies_a_batch_of_pending_visits(sqlite_url: str, redis_url: str, redis: Any,
-                                                         arq_redis: ArqRedis) -> None:
-    from scoring.db import make_engine, make_sessionmaker
-
-    engine = make_engine(sqlite_url)
-    sessions = make_sessionmaker(engine)
-    try:
-        sts, tls = await city(sessions, stations=5, talents=10)
-        ids = await visits_over_days(sessions, sts, tls, days=2)
-        await ready(sessions, redis)
-        job = await arq_redis.enqueue_job("apply_visit", ids[0], _job_id=f"apply_visit:{ids[0]}")
-        assert job is not None
-        await run_burst(redis_url, make_settings(sqlite_url, redis_url))
-        assert await job.result(timeout=5) == f"settled (batch of {len(ids)}, {len(ids)} new)"
-        assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 0
-        # the other visits' own jobs now finish on the Redis marker alone
-        jobs = [await arq_redis.enqueue_job("apply_visit", v, _job_id=f"apply_visit:{v}") for v in ids[1:6]]
-        await run_burst(redis_url, make_settings(sqlite_url, redis_url))
-        assert [await j.result(timeout=5) for j in jobs if j] == ["already"] * 5
-        await assert_boards_match(sessions, redis)
-    finally:
-        await engine.dispose()
+async def test_one_job_applies_a_batch_of_pending_visits(lite: Sessions, sqlite_url: str, redis_url: str,
+                                                         redis: Any, arq_redis: ArqRedis) -> None:
+    sessions = lite
+    sts, tls = await city(sessions, stations=5, talents=10)
+    ids = await visits_over_days(sessions, sts, tls, days=2)
+    await ready(sessions, redis)
+    job = await arq_redis.enqueue_job("apply_visit", ids[0], _job_id=f"apply_visit:{ids[0]}")
+    assert job is not None
+    await run_burst(redis_url, make_settings(sqlite_url, redis_url))
+    assert await job.result(timeout=5) == f"settled (batch of {len(ids)}, {len(ids)} new)"
+    assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 0
+    # the other visits' own jobs now finish on the Redis marker alone
+    jobs = [await arq_redis.enqueue_job("apply_visit", v, _job_id=f"apply_visit:{v}") for v in ids[1:6]]
+    await run_burst(redis_url, make_settings(sqlite_url, redis_url))
+    assert [await j.result(timeout=5) for j in jobs if j] == ["already"] * 5
+    await assert_boards_match(sessions, redis)
 
 
 async def test_activity_media_survey_and_redemption(sessions: Sessions, db_url: str, redis_url: str, redis: Any,
@@ -344,8 +346,35 @@ async def test_fraud_hold_then_release_or_void(sessions: Sessions, db_url: str, 
     await assert_boards_match(sessions, redis)  # the released visit reached the boards via the sweeper
 
 
-async def test_daily_volume_only_marks(sessions: Sessions, db_url: str, redis_url: str, redis: Any,
+async def test_release_flag_task_posts_the_held_visit_and_bumps_the_boards(
+        sessions: Sessions, db_url: str, redis_url: str, redis: Any, arq_redis: ArqRedis, fake_wechat: Any) -> None:
+    """The bot's 释放 word enqueues `release_flag`; the task posts the entries once and the boards follow."""
+    sts, tls = await city(sessions, stations=3)
+    t0 = b.local(2026, 11, 10, 9)
+    async with transaction(sessions) as s:
+        run = [await f.visit(s, tls[0], st, t0 + timedelta(minutes=5 * i)) for i, st in enumerate(sts)]
+    await ready(sessions, redis)
+    for v in run:
+        await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+    await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
+    async with sessions() as s:
+        holds = (await s.scalars(select(Flag).where(Flag.hold.is_(True)).order_by(Flag.id))).all()
+    held_entries_before = await count(sessions, Entry, Entry.fact_kind == "visit")
+    assert run[2].id in [h.visit_id for h in holds]
+    flag = next(h for h in holds if h.visit_id == run[2].id)
+    for attempt in range(2):  # twice, under two job ids: the second changes nothing
+        await arq_redis.enqueue_job("release_flag", flag.id, "oAdmin", _job_id=f"release_flag:{flag.id}:{attempt}")
+        await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
+    async with sessions() as s:
+        released = await s.get(Flag, flag.id)
+        assert released is not None and released.status == "released" and released.resolved_by == "oAdmin"
+    assert await count(sessions, Entry, Entry.fact_kind == "visit") == held_entries_before + 2
+    await assert_boards_match(sessions, redis)
+
+
+async def test_daily_volume_only_marks(lite: Sessions, sqlite_url: str, redis_url: str, redis: Any,
                                        arq_redis: ArqRedis) -> None:
+    sessions, db_url = lite, sqlite_url
     async with transaction(sessions) as s:
         st = await f.station(s, "BUSY")
         tls = [await f.talent(s) for _ in range(22)]
@@ -400,9 +429,10 @@ async def test_sweeper_reenqueues_what_vanished(sessions: Sessions, db_url: str,
     assert await count(sessions, Activity) == 1
 
 
-async def test_worker_died_between_commit_and_bump(sessions: Sessions, db_url: str, redis_url: str, redis: Any,
+async def test_worker_died_between_commit_and_bump(lite: Sessions, sqlite_url: str, redis_url: str, redis: Any,
                                                    arq_redis: ArqRedis, monkeypatch: pytest.MonkeyPatch) -> None:
     """The intent left behind makes the sweeper re-run the task, which bumps the posted entries."""
+    sessions, db_url = lite, sqlite_url
     sts, tls = await city(sessions)
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[0], sts[0], NOW - timedelta(hours=1))
@@ -467,10 +497,11 @@ async def test_retry_then_dead_letter(sessions: Sessions, db_url: str, redis_url
     await assert_boards_match(sessions, redis)
 
 
-async def test_rank_changes_tell_operators_once_an_hour(sessions: Sessions, db_url: str, redis_url: str,
+async def test_rank_changes_tell_operators_once_an_hour(lite: Sessions, sqlite_url: str, redis_url: str,
                                                         redis: Any, arq_redis: ArqRedis) -> None:
     from scoring import notify
 
+    sessions, db_url = lite, sqlite_url
     async with transaction(sessions) as s:
         sts = [await f.station(s, f"R{i}") for i in range(6)]
         tls = [await f.talent(s) for _ in range(12)]
