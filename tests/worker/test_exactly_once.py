@@ -106,6 +106,21 @@ class Workers:
         self.running.append(pid)
         return pid
 
+    async def start_ready(self, within: float = 15.0) -> int:
+        """start(), then wait for the worker's "Starting worker" line. A forked child that shows no sign of
+        life (seen rarely: a fork that hangs before its first line) is killed and replaced: the harness's
+        problem, not the system's under test, whose promises the assertions check."""
+        for _ in range(3):
+            pid = self.start()
+            log = os.path.join(self.folder, f"worker{self.n}.log")
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                if await asyncio.to_thread(_log_says, log, b"Starting worker"):
+                    return pid
+                await asyncio.sleep(0.05)  # polling the log file, with a deadline
+            await self.kill(pid)
+        raise AssertionError("no worker process started in three tries")
+
     async def kill(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
         self.running.remove(pid)
@@ -116,6 +131,14 @@ class Workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.running = []
+
+
+def _log_says(path: str, needle: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return needle in f.read()
+    except FileNotFoundError:
+        return False
 
 
 async def _false(value: bool) -> bool:
@@ -218,6 +241,7 @@ async def test_sigkill_at_random_moments(sqlite_url: str, redis_url: str, redis:
     it picked a job, once a batch is about to commit or bump (an intent is pending), once some visits
     are done, or after a random delay. Then one more worker and the sweeper: exact points, exact boards."""
     seed = int(os.environ.get("TALENTHOME_SEED", time.time_ns() % 10_000))
+    print(f"TALENTHOME_SEED={seed}")  # shown with a failure: rerun the same kills
     rng = random.Random(seed)
     engine = make_engine(sqlite_url)
     sessions = make_sessionmaker(engine)
@@ -228,7 +252,7 @@ async def test_sigkill_at_random_moments(sqlite_url: str, redis_url: str, redis:
         plan = list(visit_plan(500, stations, talents, utcnow() - timedelta(days=7)))
         how: Counter[str] = Counter()
         for wave in range(20):
-            proc = pool.start()
+            proc = await pool.start_ready()
             await record(sessions, arq_redis, plan[25 * wave:25 * (wave + 1)], rng)
             moment = rng.choice(["picked", "intent", "progress", "delay"])
             recorded = 25 * (wave + 1)
@@ -242,14 +266,16 @@ async def test_sigkill_at_random_moments(sqlite_url: str, redis_url: str, redis:
                 await asyncio.sleep(rng.uniform(0.0, 1.0))  # the random moment itself, not a synchronisation
             else:
                 async def seen(check: Callable[[], Awaitable[bool]] = checks[moment], n: int = recorded) -> bool:
-                    return await check() or await _more(redis.bitcount(DONE_BITMAP), n)
+                    # Also stop waiting once the worker has nothing left: a visit held by the fraud rules
+                    # never counts as done, so a target that includes one would never be reached.
+                    return await check() or await _more(redis.bitcount(DONE_BITMAP), n) or await _idle(redis)
 
                 await until(seen, moment, within=20)
                 if not await checks[moment]():
                     moment = "idle"  # the wave was done before the moment came
             await pool.kill(proc)
             how[moment] += 1
-        pool.start()
+        await pool.start_ready()
         await settle(sessions, arq_redis, make_settings(sqlite_url, redis_url), len(plan))
         await assert_exact(sessions, plan)
         await assert_boards_match(sessions, redis, now=utcnow())
@@ -263,6 +289,10 @@ async def _any_key(redis: Any, pattern: str) -> bool:
     async for _ in redis.scan_iter(match=pattern, count=1000):
         return True
     return False
+
+
+async def _idle(redis: Any) -> bool:
+    return not await redis.zcard("arq:queue") and not await _any_key(redis, "arq:in-progress:*")
 
 
 async def _exists(n: Awaitable[int]) -> bool:
@@ -283,7 +313,7 @@ async def test_flushall_mid_run_loses_nothing(sqlite_url: str, redis_url: str, r
         stations, talents = await city(sessions)
         await live.rebuild(sessions, redis)
         plan = list(visit_plan(300, stations, talents, utcnow() - timedelta(days=4)))
-        pool.start()
+        await pool.start_ready()
         await record(sessions, arq_redis, plan[:100], rng)
         await until(lambda: _more(redis.bitcount(DONE_BITMAP), 50), "half of the first visits done")
         await redis.flushall()  # the queue, the boards, the markers, the intents: gone
@@ -313,8 +343,8 @@ async def test_two_workers_on_one_queue(pg_url: str, redis_url: str, redis: Any,
         month_start = periods.local_midnight_utc(periods.to_local(utcnow()).date().replace(day=1))
         start = max(utcnow() - timedelta(minutes=100), month_start + timedelta(seconds=1))
         plan = list(visit_plan(300, stations, talents, start, step=timedelta(seconds=20)))
-        pool.start()
-        pool.start()
+        await pool.start_ready()
+        await pool.start_ready()
         for i in range(0, len(plan), 50):
             ids = await record(sessions, arq_redis, plan[i:i + 50], rng)
             for vid in ids:  # every visit twice, under two job ids: both workers may take one each
