@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
 from datetime import date, datetime
 
 from sqlalchemy import func, select
@@ -18,6 +16,7 @@ from scoring.db import make_engine, make_sessionmaker, transaction
 from scoring.models import BoardSnapshot, Entry, MonthClose, Notification, Staff, Station
 from scoring.periods import Period
 from tests import factories as f
+from tests.cli import run_many as cli
 from tests.conftest import run_sync
 
 _keys = itertools.count(1)
@@ -161,21 +160,6 @@ async def test_a_delisted_station_is_not_on_the_snapshot(sessions):
 
 
 # -- the command ---------------------------------------------------------------------------------------------
-TALENTHOME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          ".venv", "bin", "talenthome")
-
-
-def cli(url: str, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
-    """Run `talenthome` once per argv list, side by side (they must not depend on each other)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "RATING_COHORT")}
-    env["DATABASE_URL"] = url
-    procs = [(argv, subprocess.Popen([TALENTHOME, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)) for argv in commands]
-    out = []
-    for argv, proc in procs:
-        stdout, stderr = proc.communicate(timeout=60)
-        out.append(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr))
-    return out
 
 
 def test_month_close_command(sqlite_url):
