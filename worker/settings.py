@@ -63,6 +63,9 @@ def worker_settings(redis_url: str, settings: Settings | None = None, **override
         "job_timeout": 60,
         "keep_result": 60,
         "max_jobs": 50,
+        # A SIGKILLed worker's picked jobs stay "in progress" (longest timeout + 10 s) at the head of the
+        # queue; read far enough past them that new jobs are never hidden (arq's default is 5 x max_jobs).
+        "queue_read_limit": 5000,
         "retry_jobs": True,
         "handle_signals": True,
         "timezone": ZoneInfo("Asia/Shanghai"),  # cron hours are local (SPEC 3, "Time")
