@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import invitations, outbox
 from scoring.boards import station_board
+from scoring.clock import unix
 from scoring.models import (
     Activity,
     Attendance,
@@ -292,9 +293,6 @@ async def activity_reminders(session: AsyncSession, now: datetime, before: timed
 
 
 # -- Satisfaction invitations ------------------------------------------------------------------------------
-def unix(at: datetime) -> float:
-    return at.replace(tzinfo=UTC).timestamp()
-
 
 async def satisfaction_invitations(session: AsyncSession, now: datetime, redis: Any | None = None) -> Sent:
     """Invite each attendee of activities that ended and were not yet invited.

@@ -8,3 +8,8 @@ from datetime import UTC, datetime
 def utcnow() -> datetime:
     """Now as naive UTC: the convention for every datetime stored in the database."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def unix(at: datetime) -> float:
+    """A naive-UTC datetime (the database convention) as unix seconds."""
+    return at.replace(tzinfo=UTC).timestamp()

@@ -6,6 +6,7 @@ caller enqueues the worker's job after commit (R1 via `apply_activity`, R2 via `
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -58,9 +59,9 @@ def format_local(at: datetime) -> str:
 
 
 def parse_id(text: str) -> int | None:
-    """Ids are shown and typed as `#12` or `12`."""
-    t = text.strip().lstrip("#＃")
-    return int(t) if t.isdigit() and len(t) < 12 else None
+    """Ids are shown and typed as `#12` or `12` (also `＃12` and full-width digits); None otherwise."""
+    t = unicodedata.normalize("NFKC", text).strip().lstrip("#")
+    return int(t) if t.isascii() and t.isdigit() and len(t) < 12 else None
 
 
 def valid_url(url: str) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from scoring import periods
+from scoring.clock import unix
 from scoring.models import Activity, Attendance, Signup, Staff, Station, Talent, Visit
 from scoring.tokens import SceneError, parse_scene
 
@@ -129,10 +130,6 @@ Outcome = Accepted | Rejected
 def apply_visit_job_id(visit_id: int) -> str:
     return f"apply_visit:{visit_id}"
 
-
-def unix(at: datetime) -> float:
-    """Naive UTC as unix seconds."""
-    return at.replace(tzinfo=UTC).timestamp()
 
 
 def credit_key(talent_id: int, station_id: int, at: datetime) -> str:

@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.handlers.signup import parse_id
 from bot.router import Context, Router
 from scoring import accounts, gifts, live
 from scoring.boards import talent_points
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.ledger import talent_balance
+from scoring.operations import parse_id
 from scoring.periods import Period, to_local
 
 router = Router("account")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,15 +13,10 @@ from scoring.admin import operators_of
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.models import Activity, Station
+from scoring.operations import parse_id
 from scoring.periods import to_local
 
 router = Router("signup")
-
-
-def parse_id(text: str) -> int | None:
-    """`#12`, `＃12`, `12` or full-width digits; None for anything else."""
-    t = unicodedata.normalize("NFKC", text).strip().lstrip("#")
-    return int(t) if t.isdigit() and len(t) < 12 else None
 
 
 def when(starts_at: datetime, ends_at: datetime | None = None) -> str:
