@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from talenthome.commands import admin, boards, calendar, data, demo, gifts, service, setup, tools
 from talenthome.runtime import CliError
 
-# Modules under talenthome.commands, each with register(subparsers) adding its subcommands.
-COMMAND_MODULES = ("setup", "data", "service", "tools", "boards", "calendar", "admin")
+# Each command module has register(subparsers) adding its subcommands. Written out: a missing module is an
+# import error at start, not a silently absent command.
+COMMAND_MODULES = (setup, data, gifts, service, tools, boards, calendar, admin, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="talenthome", description="Quanzhou Talent Home points platform (bot, worker, scoring).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"talenthome.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"talenthome.commands.{name}":
-                continue  # that area is not built yet
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
