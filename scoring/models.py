@@ -306,12 +306,18 @@ class Flag(Base):
 
 
 class Gift(Base):
+    """An item talents may redeem points for (policy annex part 2). `active` False: retired (下架)."""
+
     __tablename__ = "gifts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     cost: Mapped[int] = mapped_column(Integer)
     stock: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # NULL: offered city-wide; else offered at, and picked up at, this station only.
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     __table_args__ = (
         CheckConstraint("cost > 0", name="ck_gift_cost"),
         CheckConstraint("stock >= 0", name="ck_gift_stock"),

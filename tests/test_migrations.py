@@ -41,3 +41,27 @@ async def test_migrations_match_models_on_postgresql(pg_server) -> None:
     url = pg_server.url("migrations_check")
     await asyncio.to_thread(upgrade, url)  # Alembic's env.py runs its own event loop
     assert await _schema_diff(url) == []
+
+
+async def test_gift_catalogue_migration_keeps_existing_gifts(tmp_path) -> None:
+    """0002 on a database with gifts: they become city-wide, with an empty description and a creation
+    time; and it downgrades cleanly."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from scoring.migrate import alembic_config
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/g.db"
+    await asyncio.to_thread(upgrade, url, "0001")
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO gifts (name, cost, stock, active) VALUES ('茶叶', 10, 3, 1)"))
+    await asyncio.to_thread(upgrade, url)
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SELECT name, station_id, description, created_at FROM gifts"))).one()
+    assert row[:3] == ("茶叶", None, "") and row[3] is not None
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0001")
+    async with engine.connect() as conn:
+        cols = [r[1] for r in (await conn.execute(text("PRAGMA table_info(gifts)"))).all()]
+    await engine.dispose()
+    assert cols == ["id", "name", "cost", "stock", "active"]
