@@ -168,6 +168,9 @@ class Dispatcher:
         sub_head, sub_rest = self.split(rest)
         if sub_head and f"{key} {sub_head.lower()}" in self.words:
             return f"{head} {sub_head}", self.words[f"{key} {sub_head.lower()}"], sub_rest
+        # "word *": the word with arguments belongs to another router than the bare word (解绑 / 解绑 <cert_no>).
+        if rest and f"{key} *" in self.words:
+            return head, self.words[f"{key} *"], rest
         if key in self.words:
             return head, self.words[key], rest
         return None
@@ -177,11 +180,11 @@ class Dispatcher:
         return roles is None or bool(roles & await ctx.roles())
 
     async def _staff_call(self, ctx: Context, route: Route, command: str,
-                          call: Callable[[], Awaitable[str | None]]) -> str | None:
+                          call: Callable[[], Awaitable[str | None]], word: str = "") -> str | None:
         """A staff route: role filter, the safe-mode rule for state-changing commands, and the audit row."""
         assert route.router.roles is not None
         if not await self._allowed(ctx, route):
-            reply: str | None = texts.NOT_ALLOWED.format(word=self.split(command)[0] or "扫码")
+            reply: str | None = texts.NOT_ALLOWED.format(word=word or self.split(command)[0] or "扫码")
             if route.changes_state:
                 await self._audit(ctx, route, command, "refused: role")
             return reply
@@ -209,10 +212,10 @@ class Dispatcher:
                 return texts.EMPTY_TEXT
             found = self._word_route(inc.text)
             if found is not None:
-                _, route, rest = found
+                word, route, rest = found
                 if route.router.roles is not None:
                     return await self._staff_call(ctx, route, inc.text.strip(),
-                                                  lambda: route.handler(ctx, rest.strip()))
+                                                  lambda: route.handler(ctx, rest.strip()), word)
                 return await route.handler(ctx, rest.strip())
             for regex, route in self.patterns:
                 m = regex.fullmatch(inc.text.strip())

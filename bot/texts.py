@@ -11,7 +11,7 @@ WELCOME = (
 
 HELP = (
     "可用指令：\n"
-    "绑定 <人才证号> <姓名>：绑定身份\n"
+    "绑定 <人才证号> <姓名>：绑定身份；解绑：解除本微信号的绑定\n"
     "活动：查看近期活动；报名 <编号>；取消 <编号>\n"
     "积分：查看积分；排名：查看排行榜\n"
     "礼品：查看礼品；兑换 <编号>\n"
@@ -96,6 +96,39 @@ AD_NO_AUDIT = "暂无操作记录。"
 ROLE_NAMES = {"operator": "运营人员", "admin": "管理员"}
 VOID_KIND_NAMES = {"entry": "积分流水", "visit": "打卡", "activity": "活动", "media": "媒体报道"}
 
+# admins: the gift catalogue (礼品 新增|修改|补货|下架|恢复|列表) and unbinding (解绑 <人才证号>)
+AD_GIFT_ADDED = "礼品 #{id}「{name}」已上架：{cost} 分，库存 {stock}，{where}。"
+AD_GIFT_EDITED = "礼品 #{id}「{name}」已修改：{changes}。"
+AD_GIFT_UNCHANGED = "礼品 #{id}「{name}」的{field}已是该值，未做改动。"
+AD_GIFT_RESTOCKED = "礼品 #{id}「{name}」已补货 {added} 件，现有库存 {stock}。"
+AD_GIFT_RETIRED = (
+    "礼品 #{id}「{name}」已下架，人才将看不到它；尚未处理的兑换申请将不予兑换。如需恢复，发送：礼品 恢复 {id}"
+)
+AD_GIFT_RESTORED = "礼品 #{id}「{name}」已恢复上架，库存 {stock}。"
+AD_GIFT_NONE = "还没有礼品。新增请发送：礼品 新增 名称 积分 库存 [站点编码]"
+AD_GIFT_LINE = "#{id} {name}｜{cost} 分｜库存 {stock}｜已兑 {redeemed}{pending}｜{where}{retired}"
+AD_GIFT_PENDING = "（待处理 {pending}）"
+AD_GIFT_MORE = (
+    "共 {n} 件礼品，此处只列出前 {shown} 件。完整列表请用命令行 talenthome gift list 或 talenthome export gifts。"
+)
+AD_GIFT_RETIRED_MARK = "｜已下架"
+AD_GIFT_CITY = "全市通用"
+AD_GIFT_AT = "{name}（{code}）"
+AD_GIFT_FIELD_NAMES = {"name": "名称", "cost": "积分", "stock": "库存", "station_id": "站点", "description": "说明"}
+AD_GIFT_REFUSED = {
+    "bad_name": "礼品名称不能为空，且不超过 100 字。",
+    "bad_cost": "所需积分须为 1 到 1000000 之间的整数。",
+    "bad_stock": "库存须为 0 到 1000000 之间的整数，补货数量至少为 1。",
+    "bad_description": "礼品说明不超过 500 字。",
+    "no_gift": "没有找到礼品 #{id}，请发送“礼品 列表”查看编号。",
+    "retired": "礼品 #{id}「{name}」已下架，未做改动。如需恢复，发送：礼品 恢复 {id}",
+    "active": "礼品 #{id}「{name}」正在上架中，无需恢复。",
+    "exists": "{where}已有礼品「{name}」（#{id}{retired}），未重复新增。如需调整，发送：礼品 修改 {id} 字段 值",
+}
+AD_UNBIND_OK = "已解除人才 {cert_no}（{name}）与微信号的绑定，积分保留。本人可重新发送“绑定 人才证号 姓名”绑定。"
+AD_UNBIND_NOT_BOUND = "人才 {cert_no}（{name}）目前没有绑定微信号，未做改动。"
+AD_UNBIND_NO_TALENT = "没有找到人才证号 {cert_no}，请核对后重试。"
+
 # -- talent flows: bind, scans, activities, satisfaction, points, gifts (handlers/account, visit, signup,
 # survey). Fields in braces are filled by the handler.
 NEED_BIND = "您还未绑定身份。请发送“绑定 人才证号 姓名”，例如：绑定 QZ2026001 张三。"
@@ -114,6 +147,11 @@ BIND_NO_MATCH_LAST = "未找到与该人才证号和姓名相符的登记信息�
 BIND_TOO_MANY = "绑定尝试次数过多，请一小时后再试。如需帮助，请联系市人才发展促进会。"
 BIND_TALENT_TAKEN = "该人才证号已绑定其他微信号。如需更换绑定，请联系市人才发展促进会。"
 BIND_OPENID_TAKEN = "此微信号已绑定其他人才身份（{name}）。如需更换，请联系市人才发展促进会。"
+UNBIND_OK = (
+    "已解除本微信号与 {name}（{cert_no}）的绑定，您的积分仍保留在该人才证号下。"
+    "如需重新绑定，请发送“绑定 人才证号 姓名”。"
+)
+UNBIND_NOT_BOUND = "此微信号尚未绑定人才身份，无需解绑。如需绑定，请发送“绑定 人才证号 姓名”。"
 
 VISIT_OK = "打卡成功！{station}：站点和您各得 {points} 积分，稍后到账。发送“积分”可查看。"
 VISIT_OK_UNEVEN = "打卡成功！{station}：站点得 {station_points} 积分，您得 {talent_points} 积分，稍后到账。"
@@ -199,7 +237,9 @@ RANK_MINE_NONE = "您今年还没有积分，到站点打卡即可上榜。"
 
 GIFTS_HEAD = "可兑换礼品："
 GIFTS_BALANCE = "您的可用积分：{balance} 分。"
-GIFT_LINE = "#{id} {name}｜{cost} 分｜{stock}"
+GIFT_LINE = "#{id} {name}｜{cost} 分｜{stock}{where}{description}"
+GIFT_WHERE = "｜在{station}领取"
+GIFT_DESCRIPTION = "\n  {description}"
 GIFT_STOCK = "库存 {stock}"
 GIFT_OUT = "已兑完"
 GIFTS_FOOT = "兑换请发送“兑换 编号”，例如：兑换 {example}。"

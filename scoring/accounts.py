@@ -9,6 +9,9 @@ Binding decisions:
 - One openid per talent and one talent per openid (both UNIQUE in the database; the bind is a guarded
   UPDATE .. WHERE openid IS NULL, so two openids racing for one talent cannot both win). Re-binding or
   moving to another WeChat account is an admin's job.
+- Unbinding (`解绑`; an admin's `解绑 <cert_no>`) clears the openid and the bind time and nothing else: the
+  talent's points, sign-ups and redemptions stay with the registry row, and either WeChat account may bind
+  it again with `绑定`. It is a guarded UPDATE .. WHERE openid = <the one read>, like binding.
 - Against guessing: at most `MAX_FAILED_BINDS` failed tries (no such cert_no/name pair) per openid per
   hour, counted in Redis (`th:bindfail:{openid}`); once over, tries are refused unchecked until the hour
   is over. Losing the counter only resets the limit.
@@ -118,6 +121,58 @@ async def bind(session: AsyncSession, redis: Any, *, openid: str, cert_no: str, 
         return BindRefused(BindRefusal.TALENT_TAKEN)
     await session.refresh(talent)
     return Bound(talent)
+
+
+class UnbindRefusal(StrEnum):
+    NOT_BOUND = "not_bound"  # the openid is bound to no talent, or the talent to no WeChat account
+    NO_TALENT = "no_talent"  # no registry row with this cert_no
+
+
+@dataclass(frozen=True)
+class Unbound:
+    talent: Talent
+    openid: str  # the WeChat account it was bound to
+
+
+@dataclass(frozen=True)
+class UnbindRefused:
+    reason: UnbindRefusal
+    talent: Talent | None = None  # for NOT_BOUND by cert_no: the talent, who is bound to no account
+
+
+async def talent_by_cert_no(session: AsyncSession, cert_no: str) -> Talent | None:
+    """The registry row of this certificate number, written exactly or in upper or lower case."""
+    cert_no = unicodedata.normalize("NFKC", cert_no).strip()
+    if not cert_no:
+        return None
+    variants = list(dict.fromkeys([cert_no, cert_no.upper(), cert_no.lower()]))
+    return await session.scalar(select(Talent).where(Talent.cert_no.in_(variants)).order_by(Talent.id).limit(1))
+
+
+async def unbind(session: AsyncSession, *, openid: str | None = None, cert_no: str | None = None
+                 ) -> Unbound | UnbindRefused:
+    """Unbind the talent bound to `openid` (the talent's own word) or the talent `cert_no` (an admin's),
+    in the caller's transaction. Give exactly one of them."""
+    if (openid is None) == (cert_no is None):
+        raise ValueError("unbind: give exactly one of openid and cert_no")
+    if openid is not None:
+        talent = await session.scalar(select(Talent).where(Talent.openid == openid))
+        if talent is None:
+            return UnbindRefused(UnbindRefusal.NOT_BOUND)
+    else:
+        assert cert_no is not None
+        talent = await talent_by_cert_no(session, cert_no)
+        if talent is None:
+            return UnbindRefused(UnbindRefusal.NO_TALENT)
+    was = talent.openid
+    if was is None:
+        return UnbindRefused(UnbindRefusal.NOT_BOUND, talent)
+    done = await session.execute(update(Talent).where(Talent.id == talent.id, Talent.openid == was)
+                                 .values(openid=None, bound_at=None))
+    if getattr(done, "rowcount", 1) != 1:  # unbound (or moved) a moment ago by someone else
+        return UnbindRefused(UnbindRefusal.NOT_BOUND, talent)
+    await session.refresh(talent)
+    return Unbound(talent, was)
 
 
 # -- what a talent sees ---------------------------------------------------------------------------------

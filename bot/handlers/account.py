@@ -1,4 +1,4 @@
-"""A talent's account: `绑定`, `积分`, `排名`, `礼品`, `兑换`."""
+"""A talent's account: `绑定`, `解绑`, `积分`, `排名`, `礼品`, `兑换`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
+from bot.handlers import admin as admin_words
 from bot.router import Context, Router
 from scoring import accounts, gifts, live
 from scoring.boards import talent_points
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.ledger import talent_balance
+from scoring.models import AuditLog
 from scoring.operations import parse_id
 from scoring.periods import Period, to_local
 
@@ -38,6 +40,21 @@ async def bind(ctx: Context, rest: str) -> str:
         accounts.BindRefusal.TALENT_TAKEN: texts.BIND_TALENT_TAKEN,
         accounts.BindRefusal.OPENID_TAKEN: texts.BIND_OPENID_TAKEN,
     }[result.reason].format(left=result.tries_left, name=result.bound_name)
+
+
+@router.word("解绑", "unbind")
+async def unbind(ctx: Context, rest: str) -> str:
+    """The talent unbinds this WeChat account (an admin's `解绑 <人才证号>` is in handlers/admin.py); the
+    points stay with the registry row. Audited like staff words, as role talent."""
+    async with transaction(ctx.deps.sessions) as s:
+        result = await accounts.unbind(s, openid=ctx.openid)
+        if isinstance(result, accounts.Unbound):
+            reply = texts.UNBIND_OK.format(name=result.talent.name, cert_no=result.talent.cert_no)
+        else:
+            reply = texts.UNBIND_NOT_BOUND
+        s.add(AuditLog(actor=ctx.openid, role="talent", command=ctx.incoming.text.strip()[:2000],
+                       outcome=reply if isinstance(result, accounts.Unbound) else f"refused: {result.reason}"))
+    return reply
 
 
 def entry_words(line: accounts.Line) -> str:
@@ -106,7 +123,11 @@ async def rank(ctx: Context, rest: str) -> str:
 
 @router.word("礼品", "gifts", changes_state=False)
 async def gift_list(ctx: Context, rest: str) -> str:
+    """The catalogue: city-wide gifts and station gifts (with where to pick them up). An admin who is not
+    a bound talent sees the admin list (礼品 列表) instead."""
     talent = await ctx.talent()
+    if talent is None and "admin" in await ctx.roles():
+        return await admin_words.gift_listing(ctx)
     async with ctx.deps.sessions() as s:
         items = await gifts.catalogue(s)
         available = None
@@ -117,7 +138,10 @@ async def gift_list(ctx: Context, rest: str) -> str:
     out = [texts.GIFTS_HEAD]
     for g in items:
         stock = texts.GIFT_STOCK.format(stock=g.stock) if g.stock > 0 else texts.GIFT_OUT
-        out.append(texts.GIFT_LINE.format(id=g.id, name=g.name, cost=g.cost, stock=stock))
+        where = texts.GIFT_WHERE.format(station=g.station) if g.station else ""
+        about = texts.GIFT_DESCRIPTION.format(description=g.description) if g.description else ""
+        out.append(texts.GIFT_LINE.format(id=g.id, name=g.name, cost=g.cost, stock=stock, where=where,
+                                          description=about))
     if available is not None:
         out.append(texts.GIFTS_BALANCE.format(balance=available))
     out.append(texts.GIFTS_FOOT.format(example=items[0].id))

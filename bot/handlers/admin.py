@@ -3,15 +3,19 @@ words need safe mode (or `talenthome admin`) and leave an audit row (bot/router.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.router import Context, Router
+from scoring import accounts, gifts, periods, rating
 from scoring import admin as adm
-from scoring import periods, rating
 from scoring.calendar import CloseRefused, month_close
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.models import Station
 from scoring.operations import format_local, parse_id
 
 router = Router("admin", roles=frozenset({"admin"}))
@@ -28,7 +32,17 @@ USAGE = {
     "warn": "提醒 站点编码 内容",
     "release": "释放 风险编号",
     "retry": "重试 失败任务编号",
+    "gift add": "礼品 新增 名称 积分 库存 [站点编码]（不填站点即全市通用）",
+    "gift edit": "礼品 修改 编号 名称|积分|库存|站点|说明 新值（站点填“全市”即全市通用）",
+    "gift restock": "礼品 补货 编号 数量",
+    "gift retire": "礼品 下架 编号",
+    "gift restore": "礼品 恢复 编号",
+    "unbind": "解绑 人才证号",
 }
+GIFT_FIELDS = {"名称": "name", "name": "name", "积分": "cost", "cost": "cost", "库存": "stock", "stock": "stock",
+               "站点": "station", "station": "station", "说明": "description", "description": "description"}
+CITY_WIDE = ("全市", "全市通用", "-", "city", "none")
+GIFT_LIST_MAX = 15
 
 
 def bad(key: str) -> str:
@@ -293,3 +307,168 @@ async def rate(ctx: Context, rest: str) -> str:
     delisted = "、".join(x.code for x in result.delisted)
     detail = f"摘牌：{delisted}。" if delisted else ""
     return texts.AD_RATE_PREVIEW.format(year=year, rev=result.revision, detail=detail, **summary)
+
+
+# -- the gift catalogue ----------------------------------------------------------------------------------
+def _int(text: str) -> int | None:
+    """A whole number as typed (full-width digits too, an optional sign); None when it is not one."""
+    t = unicodedata.normalize("NFKC", text).strip()
+    digits = t[1:] if t[:1] in "+-" else t
+    return int(t) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
+
+
+def _where(code: str | None, name: str | None) -> str:
+    return texts.AD_GIFT_AT.format(name=name, code=code) if code else texts.AD_GIFT_CITY
+
+
+async def _station_where(session: AsyncSession, station_id: int | None) -> str:
+    station = await session.get(Station, station_id) if station_id is not None else None
+    return _where(station.code, station.name) if station else texts.AD_GIFT_CITY
+
+
+def _gift_refused(result: gifts.GiftRefused, gift_id: int | None = None, where: str = "") -> str:
+    g = result.gift
+    return texts.AD_GIFT_REFUSED[result.reason].format(
+        id=g.id if g else gift_id, name=g.name if g else "", where=where,
+        retired="，已下架" if g is not None and not g.active else "")
+
+
+@router.word("礼品 新增", "/gift add")
+async def gift_add(ctx: Context, rest: str) -> str:
+    parts = rest.split()
+    if len(parts) not in (3, 4) or _int(parts[1]) is None or _int(parts[2]) is None:
+        return bad("gift add")
+    name, cost, stock = parts[0], _int(parts[1]), _int(parts[2])
+    assert cost is not None and stock is not None
+    code = parts[3] if len(parts) == 4 else None
+    async with transaction(ctx.deps.sessions) as s:
+        station = await adm.station_by_code(s, code) if code else None
+        if code and station is None:
+            return texts.AD_NO_STATION.format(code=code)
+        result = await gifts.add_gift(s, name=name, cost=cost, stock=stock,
+                                      station_id=station.id if station else None)
+    where = _where(station.code, station.name) if station else texts.AD_GIFT_CITY
+    if isinstance(result, gifts.GiftRefused):
+        return _gift_refused(result, where=where)
+    return texts.AD_GIFT_ADDED.format(id=result.id, name=result.name, cost=result.cost, stock=result.stock,
+                                      where=where)
+
+
+@router.word("礼品 修改", "/gift edit")
+async def gift_edit(ctx: Context, rest: str) -> str:
+    parts = rest.split(None, 2)
+    gift_id = parse_id(parts[0]) if parts else None
+    field = GIFT_FIELDS.get(parts[1].lower()) if len(parts) == 3 else None
+    if gift_id is None or field is None:
+        return bad("gift edit")
+    value = parts[2].strip()
+    changes: dict[str, object] = {}
+    async with transaction(ctx.deps.sessions) as s:
+        if field in ("cost", "stock"):
+            number = _int(value)
+            if number is None:
+                return bad("gift edit")
+            changes[field] = number
+        elif field == "station":
+            station = None if value.lower() in CITY_WIDE else await adm.station_by_code(s, value)
+            if station is None and value.lower() not in CITY_WIDE:
+                return texts.AD_NO_STATION.format(code=value)
+            changes["station_id"] = station.id if station else None
+        elif field == "description":
+            changes[field] = "" if value in ("-", "无") else value
+        else:
+            changes[field] = value
+        result = await gifts.edit_gift(s, gift_id, **changes)  # type: ignore[arg-type]
+        if isinstance(result, gifts.GiftRefused):
+            where = await _station_where(s, result.gift.station_id) if result.gift else ""
+            return _gift_refused(result, gift_id, where)
+        g = result.gift
+        shown = []
+        for key, old in result.before.items():
+            label = texts.AD_GIFT_FIELD_NAMES[key]
+            if key == "station_id":
+                old_where = await _station_where(s, old if isinstance(old, int) else None)
+                shown.append(f"{label} {old_where} → {await _station_where(s, g.station_id)}")
+            else:
+                shown.append(f"{label} {old or '（空）'} → {getattr(g, key) or '（空）'}")
+    if not shown:
+        return texts.AD_GIFT_UNCHANGED.format(id=g.id, name=g.name, field=texts.AD_GIFT_FIELD_NAMES[
+            "station_id" if field == "station" else field])
+    return texts.AD_GIFT_EDITED.format(id=g.id, name=g.name, changes="，".join(shown))
+
+
+@router.word("礼品 补货", "/gift restock")
+async def gift_restock(ctx: Context, rest: str) -> str:
+    parts = rest.split()
+    gift_id = parse_id(parts[0]) if len(parts) == 2 else None
+    add = _int(parts[1]) if len(parts) == 2 else None
+    if gift_id is None or add is None:
+        return bad("gift restock")
+    async with transaction(ctx.deps.sessions) as s:
+        result = await gifts.restock_gift(s, gift_id, add)
+    if isinstance(result, gifts.GiftRefused):
+        return _gift_refused(result, gift_id)
+    return texts.AD_GIFT_RESTOCKED.format(id=result.id, name=result.name, added=add, stock=result.stock)
+
+
+@router.word("礼品 下架", "/gift retire")
+async def gift_retire(ctx: Context, rest: str) -> str:
+    gift_id = parse_id(rest)
+    if gift_id is None:
+        return bad("gift retire")
+    async with transaction(ctx.deps.sessions) as s:
+        result = await gifts.retire_gift(s, gift_id)
+    if isinstance(result, gifts.GiftRefused):
+        return _gift_refused(result, gift_id)
+    return texts.AD_GIFT_RETIRED.format(id=result.id, name=result.name)
+
+
+@router.word("礼品 恢复", "/gift restore")
+async def gift_restore(ctx: Context, rest: str) -> str:
+    gift_id = parse_id(rest)
+    if gift_id is None:
+        return bad("gift restore")
+    async with transaction(ctx.deps.sessions) as s:
+        result = await gifts.restore_gift(s, gift_id)
+    if isinstance(result, gifts.GiftRefused):
+        return _gift_refused(result, gift_id)
+    return texts.AD_GIFT_RESTORED.format(id=result.id, name=result.name, stock=result.stock)
+
+
+async def gift_listing(ctx: Context) -> str:
+    """Every gift, on offer first: cost, stock, redeemed and pending, where, retired (the first
+    GIFT_LIST_MAX; `talenthome gift list` and `talenthome export gifts` show them all)."""
+    async with ctx.deps.sessions() as s:
+        views = await gifts.gift_views(s)
+    if not views:
+        return texts.AD_GIFT_NONE
+    out = [texts.AD_GIFT_LINE.format(
+        id=v.id, name=v.name, cost=v.cost, stock=v.stock, redeemed=v.redeemed,
+        pending=texts.AD_GIFT_PENDING.format(pending=v.pending) if v.pending else "",
+        where=_where(v.station_code, v.station_name), retired="" if v.active else texts.AD_GIFT_RETIRED_MARK)
+        for v in views[:GIFT_LIST_MAX]]
+    if len(views) > GIFT_LIST_MAX:
+        out.append(texts.AD_GIFT_MORE.format(n=len(views), shown=GIFT_LIST_MAX))
+    return "\n".join(out)
+
+
+@router.word("礼品 列表", "/gift list", changes_state=False)
+async def gift_list(ctx: Context, rest: str) -> str:
+    return await gift_listing(ctx)
+
+
+# -- unbinding -------------------------------------------------------------------------------------------
+@router.word("解绑 *", "/unbind")
+async def unbind(ctx: Context, rest: str) -> str:
+    """`解绑 <人才证号>`: unbind a talent from their WeChat account (the bare `解绑` is the talent's own
+    word, handlers/account.py). Points stay with the talent."""
+    cert_no = rest.strip()
+    if not cert_no or " " in cert_no:
+        return bad("unbind")
+    async with transaction(ctx.deps.sessions) as s:
+        result = await accounts.unbind(s, cert_no=cert_no)
+    if isinstance(result, accounts.Unbound):
+        return texts.AD_UNBIND_OK.format(cert_no=result.talent.cert_no, name=result.talent.name)
+    if result.talent is not None:
+        return texts.AD_UNBIND_NOT_BOUND.format(cert_no=result.talent.cert_no, name=result.talent.name)
+    return texts.AD_UNBIND_NO_TALENT.format(cert_no=cert_no)
