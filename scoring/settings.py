@@ -52,10 +52,24 @@ class Settings(BaseSettings):
     fraud_daily_floor: int = 20
     fraud_daily_median_factor: int = 5
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:pass@host/db")
+        return v
+
     @field_validator("wechat_aes_key", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if v in ("", None) else v
+
+    @field_validator("wechat_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) != 43:
+            raise ValueError("the EncodingAESKey is 43 characters (copy it from the WeChat console)")
+        return v
 
     @property
     def admin_openid_set(self) -> frozenset[str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from talenthome import errors
 from talenthome.commands import admin, boards, calendar, data, demo, gifts, service, setup, tools
 from talenthome.runtime import CliError
 
@@ -26,17 +29,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+def _fail(message: str) -> None:
+    with contextlib.suppress(OSError):
+        print(f"talenthome: error: {message}", file=sys.stderr, flush=True)
+
+
+def _drop_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush raises nothing."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Expected failures (talenthome/errors.py) print one line and exit non-zero."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         result = args.func(args)
+        sys.stdout.flush()
     except CliError as err:
-        print(f"talenthome: error: {err}", file=sys.stderr)
+        _fail(str(err))
         return 2
     except KeyboardInterrupt:
-        return 130
+        _fail("interrupted (Ctrl-C); a command stopped half-way changes nothing it had not committed")
+        return errors.EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _drop_stdout()
+        _fail("the output was closed early (a pipe such as `| head`); the rest of the output was dropped")
+        return errors.EXIT_PIPE
+    except Exception as exc:  # an expected failure becomes one line; anything else is a bug: re-raise
+        described = errors.describe(exc)
+        if described is None:
+            raise
+        _fail(described[0])
+        return described[1]
     return int(result or 0)
 
 

@@ -71,6 +71,20 @@ class PrivateRedis:
             self.server = None
 
 
+def require_schema(settings: Settings) -> None:
+    """Refuse to start a server on a database that `talenthome migrate` has not brought up to date."""
+    import asyncio
+
+    from scoring.migrate import head_revision, schema_state
+
+    has_tables, revision = asyncio.run(schema_state(settings.database_url))
+    if not has_tables:
+        raise CliError("the database has no tables yet: run `talenthome migrate` first")
+    if revision is not None and revision != head_revision():
+        raise CliError(f"the database schema is at revision {revision}, not {head_revision()}: "
+                       "run `talenthome migrate` first")
+
+
 def redis_url(settings: Settings, private: PrivateRedis | None = None) -> str:
     """REDIS_URL, else the private server (started here when none runs; `private` keeps the handle)."""
     if settings.redis_url:

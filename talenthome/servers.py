@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import select
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,15 @@ from dataclasses import dataclass, field
 
 class ServerUnavailable(RuntimeError):
     pass
+
+
+# libfaketime (used to run the suite on a moved clock) hangs redis-server and confuses PostgreSQL: the servers
+# we start always run on the real clock.
+_CLOCK_VARS = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC", "FAKETIME_NO_CACHE", "DONT_FAKE_MONOTONIC")
+
+
+def server_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _CLOCK_VARS}
 
 
 def free_port() -> int:
@@ -32,7 +42,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, seconds: float =
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
-            time.sleep(0.05)
+            select.select([], [], [], 0.05)  # not time.sleep: EINVAL under libfaketime
     raise ServerUnavailable(f"nothing listens on port {port} after {seconds:.0f}s")
 
 
@@ -67,7 +77,7 @@ class RedisServer:
                 os.path.abspath(self.folder), "--protected-mode", "yes", "--daemonize", "no",
                 "--logfile", "redis.log"]
         args += ["--appendonly", "yes", "--save", "60 1"] if persist else ["--appendonly", "no", "--save", ""]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())
         _wait_port(self.port, self.proc)
         return self
 
@@ -131,12 +141,12 @@ class PostgresServer:
         self.port = self.port or free_port()
         subprocess.run(self._cmd(os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
                                  "-E", "UTF8", "--no-sync", "--locale=C"),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env())
         opts = (f"-p {self.port} -k {self.socket_dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
                 "-c full_page_writes=off -c max_connections=200")
         subprocess.run(self._cmd(os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-l",
                                  os.path.join(self.folder, "pg.log"), "-w", "-t", "60", "start"),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env())
         self._bindir, self._data = bindir, data
         return self
 
@@ -144,4 +154,4 @@ class PostgresServer:
         if getattr(self, "_data", None):
             pg_ctl = os.path.join(self._bindir, "pg_ctl")
             subprocess.run(self._cmd(pg_ctl, "-D", self._data, "-m", "immediate", "-t", "10", "-w", "stop"),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())

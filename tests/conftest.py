@@ -10,10 +10,12 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import time_machine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scoring.db import make_engine, make_sessionmaker
@@ -34,6 +36,19 @@ async def _create_schema(url: str) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
+
+
+# A quiet moment: mid-month, mid-week, far from the 25th (plan reminders), month and year ends. Tests whose
+# outcome depends on where "now" falls (spreading visits over the last days, "next month") pin the clock here
+# instead of reading today's date, so the suite passes on every day of the year.
+QUIET_MOMENT = datetime.fromisoformat("2026-11-18T10:00:00+08:00")
+
+
+@pytest.fixture
+def quiet_clock() -> Iterator[datetime]:
+    """The clock at QUIET_MOMENT, ticking (the bot's timeouts and Redis TTLs still pass as usual)."""
+    with time_machine.travel(QUIET_MOMENT, tick=True):
+        yield QUIET_MOMENT
 
 
 @pytest.fixture(scope="session")

@@ -59,9 +59,10 @@ class Run:
         assert self.code == 0, (self.code, self.err)
         return json.loads(self.out)
 
-    def one_line_error(self, *parts: str) -> str:
-        """Exit 2 and exactly one line on stderr (no traceback) holding each of `parts`."""
-        assert self.code == 2, (self.code, self.out, self.err)
+    def one_line_error(self, *parts: str, code: int = 2) -> str:
+        """Exit `code` (2: bad input, 4: a service is unusable) and exactly one line on stderr (no traceback)
+        holding each of `parts`."""
+        assert self.code == code, (self.code, self.out, self.err)
         lines = self.err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("talenthome: error: "), self.err
         for part in parts:
@@ -332,7 +333,7 @@ def test_bad_input_is_one_clear_line(sqlite_url, tmp_path, cli):
     seeded = run_sync(seed(sqlite_url))
     not_migrated, helped = scripts(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", tmp_path,
                                    ["show", "talent", "QZT1"], ["show", "activity", "--help"])
-    not_migrated.one_line_error("database error", "talenthome migrate")
+    not_migrated.one_line_error("database error", "talenthome migrate", code=4)
     assert helped.code == 0 and helped.out.startswith("usage: talenthome show activity"), helped
 
     url = sqlite_url

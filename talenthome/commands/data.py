@@ -17,9 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import imports
@@ -54,28 +53,15 @@ STATUS_NAMES = {"active": "正常", "delisted": "已摘牌"}
 
 # -- plumbing --------------------------------------------------------------------------------------
 def _run(body: Callable[[Sessions], Awaitable[T]]) -> T:
-    """Run `body` with a sessionmaker on DATABASE_URL; database failures become one-line errors."""
-
-    try:
-        settings = Settings()
-    except ValidationError as err:
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ())).upper() or "settings"
-        raise CliError(f"bad configuration: {where}: {first.get('msg', 'invalid value')}") from None
+    """Run `body` with a sessionmaker on DATABASE_URL. A bad setting or an unusable database propagates to
+    talenthome.cli.main, which turns it into one line (talenthome/errors.py)."""
+    settings = Settings()
 
     async def main() -> T:
         async with database(settings) as sessions:
             return await body(sessions)
 
-    try:
-        return asyncio.run(main())
-    except SQLAlchemyError as err:
-        text = str(getattr(err, "orig", None) or err).strip()
-        missing_table = "no such table" in text or ("relation" in text and "does not exist" in text)
-        hint = " (has `talenthome migrate` been run?)" if missing_table else ""
-        raise CliError(f"database error: {text.splitlines()[0] if text else type(err).__name__}{hint}") from None
-    except OSError as err:
-        raise CliError(f"cannot reach the database: {err}") from None
+    return asyncio.run(main())
 
 
 def _actor() -> str:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 
+from scoring.migrate import upgrade
 from scoring.settings import Settings
-from talenthome.runtime import PrivateRedis, redis_url
+from talenthome.runtime import PrivateRedis, redis_url, require_schema
+
+NO_TEMPLATES_WARNING = (
+    "talenthome: warning: no template message is configured (WECHAT_TEMPLATES / WECHAT_TEMPLATE_NOTICE): "
+    "operators and talents get pushes only inside WeChat's 48-hour customer-service window; see README, "
+    "'Pushes'.")
+
+
+def templates_configured(settings: Settings) -> bool:
+    return bool(settings.wechat_templates or settings.wechat_template_notice)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +40,7 @@ def serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     settings = Settings()
+    require_schema(settings)
     private = PrivateRedis(settings.var_dir)
     settings.redis_url = redis_url(settings, private)
     try:
@@ -46,6 +57,7 @@ def worker(args: argparse.Namespace) -> int:
     from worker.settings import worker_settings
 
     settings = Settings()
+    require_schema(settings)
     private = PrivateRedis(settings.var_dir)
     url = redis_url(settings, private)
     settings.redis_url = url
@@ -61,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     """Start the private Redis (unless REDIS_URL is set), then the bot and the worker as child processes;
     Ctrl-C stops all three."""
     settings = Settings()
+    upgrade(settings.database_url)  # what `talenthome migrate` does; a no-op when up to date
+    if not templates_configured(settings):
+        print(NO_TEMPLATES_WARNING, file=sys.stderr, flush=True)
     private = PrivateRedis(settings.var_dir)
     env = dict(os.environ, REDIS_URL=redis_url(settings, private))
     exe = [sys.executable, "-m", "talenthome.cli"]
@@ -72,6 +87,7 @@ Talent Home bot and worker are running (Redis: {env['REDIS_URL']}, database: {se
   WeChat settings:      Token={settings.wechat_token.get_secret_value() if settings.wechat_token.get_secret_value()
                                .startswith('talenthome-demo') else '<WECHAT_TOKEN>'}  AppID={settings.wechat_appid}
                         EncodingAESKey={'<WECHAT_AES_KEY> (safe mode)' if settings.safe_mode else 'unset (plain mode)'}
+  A sample city to look at:           .venv/bin/talenthome demo     (in another terminal; prints whom to be)
   Try it without an official account:  .venv/bin/talenthome chat     (type 帮助)
 Ctrl-C stops everything.
 """, flush=True)
@@ -83,9 +99,14 @@ Ctrl-C stops everything.
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    names = ("the bot (talenthome serve)", "the worker (talenthome worker)")
     try:
         while not stop and all(c.poll() is None for c in children):
-            time.sleep(0.5)
+            select.select([], [], [], 0.5)  # not time.sleep: EINVAL under libfaketime
+        for name, child in zip(names, children, strict=True):
+            if not stop and child.poll() is not None:
+                print(f"talenthome: error: {name} stopped (exit code {child.returncode}, see above); "
+                      "stopping the rest", file=sys.stderr, flush=True)
     finally:
         for c in children:
             if c.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot import texts
@@ -16,6 +17,9 @@ from tests import factories as f
 from tests.bot import flows
 from tests.bot.conftest import Bot
 from tests.scoring.builders import gift, redemption
+
+# _with_points spreads visits over the last days: pinned mid-month, the month board always separates them.
+pytestmark = pytest.mark.usefixtures("quiet_clock")
 
 
 async def bound_openid(bot: Bot, cert_no: str) -> str | None:

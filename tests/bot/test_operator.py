@@ -140,9 +140,9 @@ async def test_activity_code_and_listing_and_station(safe_bot: Bot) -> None:
         assert await s.scalar(select(func.count(AuditLog.id))) == 1
 
 
-async def test_next_month_plan_shown(safe_bot: Bot) -> None:
+async def test_next_month_plan_shown(safe_bot: Bot, quiet_clock: datetime) -> None:
     await seed(safe_bot)
-    nxt = (datetime.now().replace(day=1) + timedelta(days=40)).replace(day=3)
+    nxt = datetime(2026, 12, 3)  # local; quiet_clock is in November 2026
     start = nxt.strftime("%Y-%m-%d 10:00")
     await safe_bot.wx.text(OP, f"发布活动 计划内 | {start} | {nxt.strftime('%Y-%m-%d 12:00')} | 0 | x")
     assert "下月计划：已上传" in (await safe_bot.wx.text(OP, "本站")).text
