@@ -1,6 +1,7 @@
 """Import stations and talents from CSV or XLSX files (SPEC 5).
 
-Stations: `code,name,kind,type,county,certified_on`; talents: `cert_no,name,phone,category,county`.
+Stations: `code,name,kind,type,county,certified_on`; talents: `cert_no,name,phone,category,county`;
+gifts: `name,cost,stock,station,description` (station: a station code, or empty for a city-wide gift).
 
 - CSV is UTF-8 with a header row (a UTF-8 BOM, as Excel writes it, is accepted); XLSX is read from its
   first sheet, header in row 1, and its dates may be real Excel dates.
@@ -9,6 +10,10 @@ Stations: `code,name,kind,type,county,certified_on`; talents: `cert_no,name,phon
 - Re-importing updates the imported fields of existing rows (by station code / cert_no) and never
   duplicates. It never touches what the platform itself keeps: stars, status, demotions, openid binding.
   A row missing from a later file is left alone (imports do not delete).
+- Gifts are keyed by (name, station): a re-import sets the cost, stock (a stocktake: the count outright)
+  and description of the gift it names and never adds a second one. A retired gift stays retired (the
+  result counts them), as a station import keeps a station's status. An unknown station code is an error
+  naming the line, found before anything is written.
 - Reading and validating is plain sync code (`read_stations`, `read_talents`); writing is one call per
   file (`save_stations`, `save_talents`) inside the caller's transaction, in batches: the existing keys
   are loaded with a few chunked `IN` queries, new rows go in with multi-row INSERTs and changed rows with
@@ -29,12 +34,14 @@ from typing import Any, Final, NamedTuple, TypeVar
 from sqlalchemy import ColumnElement, Select, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import periods
+from scoring import gifts, periods
 from scoring.clock import utcnow
-from scoring.models import Station, Talent
+from scoring.models import Gift, Station, Talent
 
 STATION_FIELDS: Final = ("code", "name", "kind", "type", "county", "certified_on")
 TALENT_FIELDS: Final = ("cert_no", "name", "phone", "category", "county")
+GIFT_FIELDS: Final = ("name", "cost", "stock", "station", "description")
+CITY_WIDE: Final = frozenset({"", "-", "全市", "全市通用", "city"})
 
 KINDS: Final = {"home": "home", "community": "community", "人才之家": "home", "人才社区": "community"}
 TYPES: Final = {
@@ -107,6 +114,21 @@ class TalentRow(NamedTuple):
     phone: str
     category: str
     county: str
+
+
+@dataclass(frozen=True)
+class GiftImportResult(ImportResult):
+    retired: int = 0  # rows that named a retired gift (updated or not, it stays retired)
+
+
+class GiftRow(NamedTuple):
+    line: int
+    name: str
+    cost: int
+    stock: int
+    station: str  # a station code; "" for a city-wide gift
+    description: str
+    where: str = "line"  # line (CSV) or row (XLSX), for errors found when saving
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -323,6 +345,32 @@ def _talent(raw: RawRow) -> TalentRow:
                      county=_optional(v, "county", 64))
 
 
+def _whole(values: dict[str, object], field: str, low: int, high: int) -> int:
+    value = values.get(field)
+    text = _text(value)
+    if not text:
+        raise _Bad(field, "is required")
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9 or isinstance(value, bool):
+        raise _Bad(field, f"must be a whole number (got {text!r})")
+    number = int(text)
+    if not low <= number <= high:
+        raise _Bad(field, f"must be from {low} to {high} (got {number})")
+    return number
+
+
+def _gift(raw: RawRow, where: str) -> GiftRow:
+    v = raw.values
+    station = _optional(v, "station", 32)
+    if station.lower() in CITY_WIDE:
+        station = ""
+    elif not CODE_RE.match(station):
+        raise _Bad("station", f"must be a station code, or empty for a city-wide gift (got {station!r})")
+    return GiftRow(line=raw.line, name=_required(v, "name", gifts.MAX_NAME),
+                   cost=_whole(v, "cost", 1, gifts.MAX_COST), stock=_whole(v, "stock", 0, gifts.MAX_STOCK),
+                   station=station, description=_optional(v, "description", gifts.MAX_DESCRIPTION), where=where)
+
+
 def _validate(where: str, raws: Iterable[RawRow], make: Callable[[RawRow], T], key: Callable[[T], str],
               key_field: str) -> list[T]:
     rows: list[T] = []
@@ -363,6 +411,14 @@ def read_talents(path: str | Path) -> list[TalentRow]:
     return _validate(where, raws, _talent, lambda r: r.cert_no, "cert_no")
 
 
+def read_gifts(path: str | Path) -> list[GiftRow]:
+    """Read and validate a gifts file; raises ImportFailed naming the first bad line and field. The
+    stations named are checked when saving."""
+    where, raws = _read(path, GIFT_FIELDS)
+    return _validate(where, raws, lambda raw: _gift(raw, where),
+                     lambda r: f"{r.name} at {r.station}" if r.station else r.name, "name")
+
+
 # -- writing ---------------------------------------------------------------------------------------
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
@@ -391,7 +447,8 @@ async def _existing(session: AsyncSession, query: Select[Any], key: ColumnElemen
     return found
 
 
-async def save_stations(session: AsyncSession, rows: Sequence[StationRow]) -> ImportResult:
+async def save_stations(session: AsyncSession, rows: Sequence[StationRow],
+                        step: Callable[[int], object] | None = None) -> ImportResult:
     """Create or update the stations (by code) in the caller's transaction; stars, status and the
     delisting record of existing stations are kept."""
     t = Station.__table__.c
@@ -414,12 +471,19 @@ async def save_stations(session: AsyncSession, rows: Sequence[StationRow]) -> Im
             updates.append({"id": old[0], **fields, "updated_at": now})
     for batch in _chunks(creates):
         await session.execute(insert(Station), list(batch))
+        if step:
+            step(len(batch))
     for batch in _chunks(updates):
         await session.execute(update(Station), list(batch))
+        if step:
+            step(len(batch))
+    if step:
+        step(unchanged)
     return ImportResult(created=len(creates), updated=len(updates), unchanged=unchanged)
 
 
-async def save_talents(session: AsyncSession, rows: Sequence[TalentRow]) -> ImportResult:
+async def save_talents(session: AsyncSession, rows: Sequence[TalentRow],
+                        step: Callable[[int], object] | None = None) -> ImportResult:
     """Create or update the talents (by cert_no) in the caller's transaction; a talent's openid
     binding is kept."""
     t = Talent.__table__.c
@@ -440,8 +504,14 @@ async def save_talents(session: AsyncSession, rows: Sequence[TalentRow]) -> Impo
             updates.append({"id": old[0], **fields})
     for batch in _chunks(creates):
         await session.execute(insert(Talent), list(batch))
+        if step:
+            step(len(batch))
     for batch in _chunks(updates):
         await session.execute(update(Talent), list(batch))
+        if step:
+            step(len(batch))
+    if step:
+        step(unchanged)
     return ImportResult(created=len(creates), updated=len(updates), unchanged=unchanged)
 
 
@@ -454,3 +524,43 @@ async def import_stations(session: AsyncSession, path: str | Path) -> ImportResu
 async def import_talents(session: AsyncSession, path: str | Path) -> ImportResult:
     """Read, validate and save a talents file (see import_stations)."""
     return await save_talents(session, read_talents(path))
+
+
+async def save_gifts(session: AsyncSession, rows: Sequence[GiftRow],
+                     step: Callable[[int], object] | None = None) -> GiftImportResult:
+    """Create or update the gifts (by name and station) in the caller's transaction; raises ImportFailed,
+    before writing anything, when a row names an unknown station. `step(1)` is called per row saved.
+    A catalogue is small (hundreds of rows), so this works through the ORM."""
+    codes = sorted({r.station for r in rows if r.station})
+    station_ids: dict[str, int] = {}
+    for chunk in _chunks(codes):
+        found = await session.execute(select(Station.code, Station.id).where(Station.code.in_(chunk)))
+        station_ids.update((code, sid) for code, sid in found.all())
+    unknown = [r for r in rows if r.station and r.station not in station_ids]
+    if unknown:
+        raise ImportFailed([RowError(r.where, r.line, "station", f"unknown station {r.station!r}")
+                            for r in unknown[:MAX_REPORTED]], len(unknown))
+    existing: dict[tuple[str, int | None], Gift] = {}
+    for g in (await session.scalars(select(Gift).order_by(Gift.id.desc()))).all():
+        existing[(g.name, g.station_id)] = g  # the lowest id wins, as scoring.gifts.find_gift
+    created = updated = unchanged = retired = 0
+    for r in rows:
+        station_id = station_ids[r.station] if r.station else None
+        gift = existing.get((r.name, station_id))
+        if gift is None:
+            gift = Gift(name=r.name, cost=r.cost, stock=r.stock, station_id=station_id,
+                        description=r.description, active=True)
+            session.add(gift)
+            existing[(r.name, station_id)] = gift
+            created += 1
+        else:
+            retired += not gift.active
+            if (gift.cost, gift.stock, gift.description) == (r.cost, r.stock, r.description):
+                unchanged += 1
+            else:
+                gift.cost, gift.stock, gift.description = r.cost, r.stock, r.description
+                updated += 1
+        if step is not None:
+            step(1)
+    await session.flush()
+    return GiftImportResult(created=created, updated=updated, unchanged=unchanged, retired=retired)

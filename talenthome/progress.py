@@ -29,10 +29,11 @@ def progress(description: str, total: int | None = None) -> Iterator[Step]:
     if not interactive():
         yield _silent
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, console=None) as bar:
+                  transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=total)
 
         def step(advance: int = 1, *, total: int | None = None, description: str | None = None) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import getpass
 
 from scoring.settings import Settings
+from talenthome.progress import progress
 from talenthome.runtime import CliError, PrivateRedis, redis_url
 
 
@@ -17,8 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--actor", help="who you are (default: your login name)")
     p.set_defaults(func=admin)
     p = sub.add_parser("export", help="export a report as an Excel workbook (openpyxl)")
-    p.add_argument("kind", help="month-board, year-board, rating, activities or audit")
-    p.add_argument("--period", help="2026-11 (month-board, activities, audit) or 2026 (year-board, rating, audit)")
+    p.add_argument("kind", help="month-board, year-board, rating, activities, audit or gifts (the catalogue now)")
+    p.add_argument("--period", help="2026-11 (month-board, activities, audit) or 2026 (year-board, rating, audit); "
+                                    "gifts takes none")
     p.add_argument("-o", "--output", help="the .xlsx file to write (default: KIND-PERIOD.xlsx)")
     p.set_defaults(func=export)
 
@@ -45,7 +47,9 @@ def export(args: argparse.Namespace) -> int:
             raise CliError(f"cannot write {path}: {err.strerror}") from None
         return path
 
-    print(asyncio.run(go()))
+    with progress(f"导出 {args.kind}"):
+        path = asyncio.run(go())
+    print(path)
     return 0
 
 

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from scoring import live
 from scoring.settings import Settings
+from talenthome.progress import progress
 from talenthome.runtime import CliError, PrivateRedis, database, redis_url
 
 
@@ -22,7 +23,8 @@ def rebuild_boards(args: argparse.Namespace) -> int:
     private = PrivateRedis(settings.var_dir)
     try:  # an unreachable Redis or database propagates to talenthome.cli.main: one line
         url = redis_url(settings, private)
-        result = asyncio.run(_rebuild(settings, url))
+        with progress("从账本重建排行榜"):
+            result = asyncio.run(_rebuild(settings, url))
     finally:
         private.stop()
     if result is None:

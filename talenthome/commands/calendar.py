@@ -18,6 +18,7 @@ from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.rating import Outcome, RatingRefused
 from scoring.settings import Settings
+from talenthome.progress import progress
 from talenthome.runtime import CliError, database
 
 MOVE_WORDS = {"up": "up", "down": "down", "same": "="}
@@ -81,7 +82,8 @@ def rate_command(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"\d{4}", args.year):
         raise CliError(f"year must look like 2026, got {args.year!r}")
     mode = "confirm" if args.confirm else "reverse" if args.reverse else "preview"
-    return asyncio.run(_rate(Settings(), int(args.year), mode, _actor(args)))
+    with progress(f"{args.year} 年评星"):
+        return asyncio.run(_rate(Settings(), int(args.year), mode, _actor(args)))
 
 
 async def _rate(settings: Settings, year: int, mode: str, actor: str) -> int:

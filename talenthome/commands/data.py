@@ -39,6 +39,7 @@ from scoring.models import (
 )
 from scoring.periods import Period, to_local
 from scoring.settings import Settings
+from talenthome.progress import progress
 from talenthome.runtime import CliError, database
 
 T = TypeVar("T")
@@ -169,16 +170,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # -- imports ---------------------------------------------------------------------------------------
 def _import(kind: str, path: str, read: Callable[[str], Sequence[Any]],
-            save: Callable[[AsyncSession, Any], Awaitable[imports.ImportResult]]) -> int:
-    try:
-        rows = read(path)
-    except imports.ImportFailed as err:
-        raise CliError(f"{path}: {err}") from None
+            save: Callable[..., Awaitable[imports.ImportResult]]) -> int:
+    label = "站点" if kind == "stations" else "人才"
+    with progress(f"读取并校验{label}文件"):
+        try:
+            rows = read(path)
+        except imports.ImportFailed as err:
+            raise CliError(f"{path}: {err}") from None
 
     async def body(sessions: Sessions) -> imports.ImportResult:
         try:
             async with transaction(sessions) as session:
-                result = await save(session, rows)
+                with progress(f"写入{label}", total=len(rows)) as step:
+                    result = await save(session, rows, step)
                 session.add(AuditLog(actor=_actor(), role="admin", command=f"import-{kind} {path}",
                                      outcome=f"created {result.created}, updated {result.updated}, "
                                              f"unchanged {result.unchanged}"))
@@ -188,7 +192,6 @@ def _import(kind: str, path: str, read: Callable[[str], Sequence[Any]],
         return result
 
     result = _run(body)
-    label = "站点" if kind == "stations" else "人才"
     print(f"{label}导入完成：新增 {result.created}，更新 {result.updated}，未变 {result.unchanged}"
           f"（共 {result.total} 行）")
     return 0
