@@ -1,7 +1,8 @@
 """Excel exports (openpyxl): a title row naming the period, Chinese column headers, numbers as numbers.
 
 Kinds: month-board, year-board (with stars and eligibility), rating (moves, delistings, subsidy list),
-activities (sign-ups, attendance, satisfaction rate, points), audit.
+activities (sign-ups, attendance, satisfaction rate, points), audit, gifts (the catalogue as it is now:
+where each gift is offered, cost, stock, how many were redeemed, on offer or retired; no period).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import periods
+from scoring import gifts, periods
 from scoring.boards import station_board
 from scoring.clock import utcnow
 from scoring.models import Activity, AuditLog, Rating, RatingRun, Station
 from scoring.operations import format_local, summarise_activity
 
-KINDS = ("month-board", "year-board", "rating", "activities", "audit")
+KINDS = ("month-board", "year-board", "rating", "activities", "audit", "gifts")
 TYPE_NAMES = {"comprehensive": "综合型", "industry": "行业型", "professional": "专业型", "service": "服务型"}
 KIND_NAMES = {"home": "人才之家", "community": "人才社区"}
 MOVE_NAMES = {"up": "晋升一星", "down": "降低一星", "same": "不变"}
@@ -34,6 +35,7 @@ HEADERS = {
     "activities": ["编号", "站点编码", "活动名称", "开始时间", "结束时间", "名额", "报名人数", "到场人数", "评价数",
                    "满意率", "活动积分"],
     "audit": ["序号", "时间", "操作人", "角色", "指令", "结果"],
+    "gifts": ["编号", "礼品名称", "站点编码", "领取站点", "所需积分", "库存", "已兑换", "待处理", "状态", "说明"],
 }
 Rows = list[tuple[Any, ...]]
 
@@ -60,6 +62,8 @@ def _sheet(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 
 
 def default_period(kind: str, now: datetime) -> str:
+    if kind == "gifts":  # a snapshot: the local date it was taken
+        return periods.local_day(now).isoformat()
     if kind in ("month-board", "activities", "audit"):
         return periods.month_key(now)
     return str(periods.year_of(now) - (1 if kind == "rating" else 0))
@@ -78,6 +82,14 @@ async def build(session: AsyncSession, kind: str, period: str | None = None, *, 
     now = now or utcnow()
     if kind not in KINDS:
         raise ExportError(f"unknown export {kind!r}; one of: {', '.join(KINDS)}")
+    if kind == "gifts":
+        if period:
+            raise ExportError("gifts takes no period: it lists the catalogue as it is now")
+        key = default_period(kind, now)
+        catalogue: Rows = [
+            (v.id, v.name, v.station_code, v.station_name or "全市通用", v.cost, v.stock, v.redeemed, v.pending,
+             "上架" if v.active else "已下架", v.description or None) for v in await gifts.gift_views(session)]
+        return _sheet(f"礼品目录（截至 {key}）", HEADERS[kind], catalogue), key
     key = period or default_period(kind, now)
     if kind == "month-board":
         p = _period(kind, key)

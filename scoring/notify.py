@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scoring import ledger, live, outbox, periods
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.models import Gift, Notification, Redemption, Staff, Talent
+from scoring.models import Gift, Notification, Redemption, Staff, Station, Talent
 from scoring.periods import Period
 from scoring.ranking import Ranked
 
@@ -54,7 +54,8 @@ RANK_TEXTS: Final = {
     "down": "您好，{name}在{month}月度排行榜由第{old}名降至第{new}名（{points}分）。可多组织活动、"
             "邀请人才打卡。发送「排名」可查看榜单。",
 }
-REDEEMED: Final = "兑换成功：{gift}（{cost}积分）。提货码：{code}，请凭提货码到人才之家领取。发送「积分」可查看余额。"
+REDEEMED: Final = "兑换成功：{gift}（{cost}积分）。提货码：{code}，请凭提货码到{place}领取。发送「积分」可查看余额。"
+REDEEMED_ANYWHERE: Final = "人才之家"  # {place} of a city-wide gift; a station gift names its station
 REFUSED_BALANCE: Final = ("兑换未成功：积分余额不足（{gift}需{cost}分，您当前可用{balance}分），本次未扣积分。"
                           "多打卡、多参加活动即可累积积分。")
 REFUSED_STOCK: Final = "兑换未成功：{gift}已兑完，本次未扣积分。发送「礼品」可查看其他可兑换的礼品。"
@@ -239,7 +240,9 @@ async def tell_redemption(session: AsyncSession, redemption_id: int) -> list[str
         return []
     data: dict[str, Any] = {"redemption_id": red.id, "gift": gift.name, "cost": gift.cost, "status": red.status}
     if red.status == "applied":
-        text = REDEEMED.format(gift=gift.name, cost=gift.cost, code=red.pickup_code)
+        place = await session.scalar(select(Station.name).where(Station.id == gift.station_id)) \
+            if gift.station_id is not None else None
+        text = REDEEMED.format(gift=gift.name, cost=gift.cost, code=red.pickup_code, place=place or REDEEMED_ANYWHERE)
         data["pickup_code"] = red.pickup_code
     elif red.reason == ledger.Refusal.STOCK:
         text = REFUSED_STOCK.format(gift=gift.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
 from sqlalchemy import select
 
 from scoring import gifts, ledger
@@ -214,3 +215,52 @@ async def test_gift_views_count_redemptions(sessions):
         (a.id, "ST1", "丰泽人才之家", 1, 1, True), (b.id, None, None, 0, 0, False)]
     async with sessions() as s:
         assert [v.id for v in await gifts.gift_views(s, include_retired=False)] == [a.id]
+
+
+async def test_gifts_export(sessions):
+    from scoring.exports import ExportError, build
+
+    async with transaction(sessions) as s:
+        st = await f.station(s, "ST1", name="丰泽人才之家")
+        t = await f.talent(s)
+    a = await add(sessions, name="茶叶", cost=10, stock=3, station_id=st.id, description="铁观音")
+    b = await add(sessions, name="书", cost=30, stock=0)
+    async with transaction(sessions) as s:
+        (await redemption(s, t, a.id)).status = "applied"
+        await redemption(s, t, a.id)
+        await gifts.retire_gift(s, b.id)
+    now = datetime(2026, 11, 30, 17, 0)  # 2026-12-01 01:00 local
+    async with sessions() as s:
+        wb, key = await build(s, "gifts", None, now=now)
+        with pytest.raises(ExportError, match="no period"):
+            await build(s, "gifts", "2026-11", now=now)
+    rows = [list(r) for r in wb.active.iter_rows(values_only=True)]
+    assert key == "2026-12-01" and rows[0][0] == "礼品目录（截至 2026-12-01）"
+    assert rows[1][:9] == ["编号", "礼品名称", "站点编码", "领取站点", "所需积分", "库存", "已兑换", "待处理", "状态"]
+    assert rows[2:] == [[a.id, "茶叶", "ST1", "丰泽人才之家", 10, 3, 1, 1, "上架", "铁观音"],
+                        [b.id, "书", None, "全市通用", 30, 0, 0, 0, "已下架", None]]
+
+
+async def test_pickup_message_names_the_station(sessions):
+    """The worker's message with the pickup code says where to pick a station gift up."""
+    from scoring import notify
+    from scoring.models import Notification
+
+    async with transaction(sessions) as s:
+        st = await f.station(s, "ST1", name="丰泽人才之家")
+        t = await f.talent(s, openid="oMe")
+        for day in (1, 2):
+            v = await f.visit(s, t, st, datetime(2026, 11, day, 2))
+            await ledger.apply_visit(s, v.id)
+    here = await add(sessions, name="茶叶", cost=1, station_id=st.id)
+    anywhere = await add(sessions, name="书", cost=1)
+    async with transaction(sessions) as s:
+        reds = [await redemption(s, t, here.id), await redemption(s, t, anywhere.id)]
+    for red in reds:
+        async with transaction(sessions) as s:
+            await ledger.apply_redemption(s, red.id)
+            await notify.tell_redemption(s, red.id)
+    async with sessions() as s:
+        texts = {n.key: n.payload for n in (await s.scalars(select(Notification))).all()}
+    assert "请凭提货码到丰泽人才之家领取" in texts[f"redeem:{reds[0].id}"]
+    assert "请凭提货码到人才之家领取" in texts[f"redeem:{reds[1].id}"]
