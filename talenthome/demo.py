@@ -62,7 +62,7 @@ from bot import texts
 from scoring import accounts, admin, fraud, gifts, ledger, live, operations, rating, satisfaction, signups
 from scoring.calendar import MonthClosed, month_close, satisfaction_invitations
 from scoring.imports import StationRow, TalentRow, save_stations, save_talents
-from scoring.models import AuditLog, Base, Entry, Flag, Notification, Station, Talent, Visit
+from scoring.models import Activity, AuditLog, Base, Entry, Flag, Notification, Station, Talent, Visit
 from scoring.periods import Period, local_day, month_key, to_utc_naive
 from scoring.settings import Settings
 from scoring.visits import Attended, Scan, record_attendance, record_visits
@@ -472,8 +472,6 @@ class _City:
                 at = local_at(day, minute // 60, minute % 60, rng.randrange(60))
                 if not window[0] <= at < window[1] or t.bound_at is None or at <= t.bound_at or day in t.busy:
                     continue
-                if t is self.talents[0] and day == self.today:
-                    continue  # keep the suggested talent's first scan today for the person trying the demo
                 st = self.pick_station(day, t.county)
                 if st is None:
                     continue
@@ -568,6 +566,7 @@ class _City:
         hold_day, void_day = self.special_days()
         hold_t.busy.add(hold_day)
         void_t.busy.add(void_day)
+        self.talents[0].busy.add(self.today)  # the suggested talent's scans today are the person's to make
 
     def special_scans(self, window: tuple[datetime, datetime]) -> list[Scan]:
         hold_t, void_t = self.special_talents()
@@ -758,7 +757,7 @@ async def build(session: AsyncSession, redis: Redis, settings: Settings, *, now:
         activities=city.activities, entries=entries, months_closed=city.closed, rated_year=city.year - 1,
         talent=(first.openid, first.cert_no, first.name), operator=(st.operator, st.code, st.name),
         admin=ADMIN_OPENID, station=(st.code, st.name), hold_flag_id=city.hold_flag_id, void_id=city.void_id,
-        upcoming=size.upcoming)
+        upcoming=int(await session.scalar(select(func.count(Activity.id)).where(Activity.starts_at > now)) or 0))
     city.step()
     return built
 

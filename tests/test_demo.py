@@ -112,8 +112,8 @@ async def test_the_city(db_url: str, redis_url: str, redis: aioredis.Redis,
         station = await s.scalar(select(Station).where(Station.code == b.station[0]))
         assert op is not None and station is not None and op.role == "operator" and op.station_id == station.id
         assert station.status == "active" and station.certified_on.year < year
-        assert not await s.scalar(select(Visit.id).where(  # their first scan today earns a point
-            Visit.talent_id == talent.id, Visit.station_id == station.id, Visit.local_day == local_day(now)))
+        assert not await s.scalar(select(Visit.id).where(  # their first scan today is the newcomer's to make
+            Visit.talent_id == talent.id, Visit.local_day == local_day(now)))
 
         # Every closed month has its featured station: last year's twelve and this year's past months.
         closed = (await s.scalars(select(MonthClose).order_by(MonthClose.period))).all()
