@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wechatpy.crypto import WeChatCrypto
 
 from bot.batcher import VisitBatcher
+from bot.handlers import root_router
 from bot.redis_pipe import AutoPipeline
 from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
@@ -54,9 +55,7 @@ class Deps:
 
 
 def build_router() -> Router:
-    from bot import handlers
-
-    return handlers.root_router()
+    return root_router()
 
 
 async def build_deps(settings: Settings, *, handler_budget_s: float = 4.0) -> Deps:

@@ -45,3 +45,41 @@ def test_no_update_or_delete_of_ledger_entries() -> None:
             text = path.read_text(encoding="utf-8")
             offences += [f"{path.relative_to(ROOT)}: {n}" for n in needles if n in text]
     assert offences == []
+
+
+def _py_files(*parts: str) -> list[pathlib.Path]:
+    out: list[pathlib.Path] = []
+    for part in parts:
+        target = ROOT / part
+        out += sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    return out
+
+
+def test_no_import_by_name_in_the_bot_or_the_cli() -> None:
+    """Routers and commands are written-out lists: a missing module is an ImportError at start, and static
+    tools can follow every import. No importlib / __import__ in bot/ or talenthome/."""
+    offences = []
+    for path in _py_files("bot", "talenthome"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] == "importlib" for n in names) or \
+                    (isinstance(node, ast.Name) and node.id == "__import__"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offences == []
+
+
+def test_every_handler_module_is_routed_and_no_word_twice() -> None:
+    """Every area module under bot/handlers/ is in the root router's written-out list, and no word, event
+    or scene is registered by two areas (so the list's order cannot change who answers)."""
+    import sys
+    from collections import Counter
+
+    from bot.handlers import ROUTERS
+
+    areas = sorted(p.stem for p in (ROOT / "bot" / "handlers").glob("*.py") if p.stem != "__init__")
+    unrouted = [a for a in areas if getattr(sys.modules.get(f"bot.handlers.{a}"), "router", None) not in ROUTERS]
+    assert unrouted == []
+    keys = Counter(k for router in ROUTERS for k in [*router.words, *router.events, *router.scenes])
+    assert [k for k, n in keys.items() if n > 1] == []
