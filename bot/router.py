@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from bot import texts
+from scoring import accounts, staff
 from scoring.db import transaction
-from scoring.models import AuditLog, Staff, Talent
+from scoring.models import Talent
 
 if TYPE_CHECKING:
     from bot.app import Deps
@@ -48,35 +47,29 @@ class Incoming:
 class Context:
     deps: Deps
     incoming: Incoming
-    _staff: Staff | bool | None = False
+    _access: staff.Access | None = None
     _talent: Talent | bool | None = False
 
     @property
     def openid(self) -> str:
         return self.incoming.openid
 
-    async def staff(self) -> Staff | None:
-        if self._staff is False:
+    async def access(self) -> staff.Access:
+        """The sender's roles and, for an operator, station (scoring.staff; asked once per message)."""
+        if self._access is None:
             async with self.deps.sessions() as s:
-                self._staff = await s.scalar(select(Staff).where(Staff.openid == self.openid, Staff.active))
-        return self._staff  # type: ignore[return-value]
+                self._access = await staff.access_of(s, self.openid, self.deps.settings.admin_openid_set,
+                                                     shell=self.incoming.via == "cli")
+        return self._access
 
     async def talent(self) -> Talent | None:
         if self._talent is False:
             async with self.deps.sessions() as s:
-                self._talent = await s.scalar(select(Talent).where(Talent.openid == self.openid))
+                self._talent = await accounts.talent_by_openid(s, self.openid)
         return self._talent  # type: ignore[return-value]
 
-    async def roles(self) -> set[str]:
-        roles = {"talent"}
-        if self.incoming.via == "cli":  # `talenthome admin`: the shell user acts as an admin
-            roles.add("admin")
-        staff = await self.staff()
-        if staff is not None:
-            roles.add(staff.role)
-        if self.openid in self.deps.settings.admin_openid_set:
-            roles.add("admin")
-        return roles
+    async def roles(self) -> frozenset[staff.Role]:
+        return (await self.access()).roles
 
 
 Handler = Callable[..., Awaitable[str | None]]
@@ -199,11 +192,9 @@ class Dispatcher:
         return reply
 
     async def _audit(self, ctx: Context, route: Route, command: str, outcome: str) -> None:
-        roles = await ctx.roles()
-        wanted = route.router.roles or frozenset()
-        role = "admin" if "admin" in roles & wanted else "operator" if "operator" in roles & wanted else "talent"
+        role = (await ctx.access()).acting_as(route.router.roles or frozenset())
         async with transaction(ctx.deps.sessions) as s:
-            s.add(AuditLog(actor=ctx.openid, role=role, command=command[:2000], outcome=outcome[:2000]))
+            await staff.audit(s, ctx.openid, role, command, outcome)
 
     async def dispatch(self, ctx: Context) -> str | None:
         inc = ctx.incoming

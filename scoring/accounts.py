@@ -140,6 +140,11 @@ class UnbindRefused:
     talent: Talent | None = None  # for NOT_BOUND by cert_no: the talent, who is bound to no account
 
 
+async def talent_by_openid(session: AsyncSession, openid: str) -> Talent | None:
+    """The talent bound to this WeChat account, if any."""
+    return await session.scalar(select(Talent).where(Talent.openid == openid))
+
+
 async def talent_by_cert_no(session: AsyncSession, cert_no: str) -> Talent | None:
     """The registry row of this certificate number, written exactly or in upper or lower case."""
     cert_no = unicodedata.normalize("NFKC", cert_no).strip()

@@ -83,3 +83,18 @@ def test_every_handler_module_is_routed_and_no_word_twice() -> None:
     assert unrouted == []
     keys = Counter(k for router in ROUTERS for k in [*router.words, *router.events, *router.scenes])
     assert [k for k, n in keys.items() if n > 1] == []
+
+
+def test_the_bot_asks_the_domain_about_staff_and_audit() -> None:
+    """Roles and the audit trail are the domain's (scoring/staff.py): no module of the bot imports the
+    Staff or AuditLog models, so none can query staff or write an audit row itself."""
+    offences = []
+    for path in _py_files("bot"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "scoring.models":
+                offences += [f"{path.relative_to(ROOT)} imports {a.name}" for a in node.names
+                             if a.name in ("Staff", "AuditLog", "*")]
+            elif isinstance(node, ast.Attribute) and node.attr in ("Staff", "AuditLog") \
+                    and isinstance(node.value, ast.Name) and node.value.id == "models":
+                offences.append(f"{path.relative_to(ROOT)} uses models.{node.attr}")
+    assert offences == []

@@ -9,12 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import texts
 from bot.handlers import admin as admin_words
 from bot.router import Context, Router
-from scoring import accounts, gifts, live
+from scoring import accounts, gifts, live, staff
 from scoring.boards import talent_points
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.ledger import talent_balance
-from scoring.models import AuditLog
 from scoring.operations import parse_id
 from scoring.periods import Period, to_local
 
@@ -52,8 +51,8 @@ async def unbind(ctx: Context, rest: str) -> str:
             reply = texts.UNBIND_OK.format(name=result.talent.name, cert_no=result.talent.cert_no)
         else:
             reply = texts.UNBIND_NOT_BOUND
-        s.add(AuditLog(actor=ctx.openid, role="talent", command=ctx.incoming.text.strip()[:2000],
-                       outcome=reply if isinstance(result, accounts.Unbound) else f"refused: {result.reason}"))
+        await staff.audit(s, ctx.openid, staff.Role.TALENT, ctx.incoming.text.strip(),
+                          reply if isinstance(result, accounts.Unbound) else f"refused: {result.reason}")
     return reply
 
 

@@ -37,8 +37,7 @@ def refusal(r: ops.OpRefusal, activity_id: int | None = None) -> str:
 
 
 async def station_id_of(ctx: Context) -> int | None:
-    staff = await ctx.staff()
-    return staff.station_id if staff is not None else None
+    return (await ctx.access()).station_id
 
 
 @router.word("发布活动", "/activity new")
