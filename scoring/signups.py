@@ -9,6 +9,9 @@
   one wins.
 - Sign-up closes when the activity starts; so does cancelling.
 - A cancelled sign-up keeps its row (`cancelled_at`); signing up again re-activates it.
+- Who hears of it is decided here: with `alerts`, every active operator of the activity's station gets a
+  message for each new sign-up and, once, one when the activity becomes full (outbox rows in the same
+  transaction, keys `signup:{activity}:{talent}:{unix time}:{openid}` and `full:{activity}:{openid}`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring.models import Activity, Signup, Station
+from scoring import outbox
+from scoring.admin import operators_of
+from scoring.models import Activity, Signup, Station, Talent
 from scoring.visits import lock_activity, seats_taken
 
 PAGE_SIZE: Final = 5
@@ -84,6 +89,17 @@ class SignedUp:
     signup: Signup
     activity: Activity
     seats_left: int | None
+    station: str = ""  # the station's name
+    alerted: int = 0  # operator messages queued
+
+
+@dataclass(frozen=True)
+class OperatorAlerts:
+    """The operators' messages (str.format templates, from the caller's texts): `signup` with {name} {id}
+    {title} {taken} {cap} (cap: "/30" or ""), `full` with {id} {title} {cap}."""
+
+    signup: str
+    full: str
 
 
 @dataclass(frozen=True)
@@ -97,9 +113,10 @@ class SignupRefused:
     activity: Activity | None = None
 
 
-async def signup(session: AsyncSession, *, talent_id: int, activity_id: int, now: datetime
-                 ) -> SignedUp | SignupRefused:
-    """Sign the talent up, in the caller's transaction (which holds the activity until it commits)."""
+async def signup(session: AsyncSession, *, talent_id: int, activity_id: int, now: datetime,
+                 alerts: OperatorAlerts | None = None) -> SignedUp | SignupRefused:
+    """Sign the talent up, in the caller's transaction (which holds the activity until it commits); with
+    `alerts`, tell the station's operators in the same transaction."""
     activity = await lock_activity(session, activity_id)
     if activity is None or activity.status != "published":
         return SignupRefused(SignupRefusal.NOT_FOUND)
@@ -119,7 +136,29 @@ async def signup(session: AsyncSession, *, talent_id: int, activity_id: int, now
         row.cancelled_at, row.created_at = None, now
     await session.flush()
     left = None if activity.capacity is None else activity.capacity - taken - 1
-    return SignedUp(signup=row, activity=activity, seats_left=left)
+    station = await session.get(Station, activity.station_id)
+    alerted = await _tell_operators(session, activity, row, taken + 1, left, alerts) if alerts else 0
+    return SignedUp(signup=row, activity=activity, seats_left=left, station=station.name if station else "",
+                    alerted=alerted)
+
+
+async def _tell_operators(session: AsyncSession, activity: Activity, row: Signup, taken: int, left: int | None,
+                          alerts: OperatorAlerts) -> int:
+    """Each operator of the station hears of the new sign-up (`taken` seats now) and, once, of a full
+    activity."""
+    talent = await session.get(Talent, row.talent_id)
+    cap = f"/{activity.capacity}" if activity.capacity else ""
+    text = alerts.signup.format(name=talent.name if talent else "", id=activity.id, title=activity.title,
+                                taken=taken, cap=cap)
+    stamp = int(row.created_at.timestamp())
+    queued = 0
+    for openid in await operators_of(session, activity.station_id):
+        queued += await outbox.add(session, f"signup:{activity.id}:{row.talent_id}:{stamp}:{openid}", openid,
+                                   {"text": text})
+        if left == 0:
+            queued += await outbox.add(session, f"full:{activity.id}:{openid}", openid, {
+                "text": alerts.full.format(id=activity.id, title=activity.title, cap=activity.capacity)})
+    return queued
 
 
 async def cancel(session: AsyncSession, *, talent_id: int, activity_id: int, now: datetime

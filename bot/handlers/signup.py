@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot import texts
 from bot.router import Context, Router
-from scoring import outbox, signups
-from scoring.admin import operators_of
+from scoring import signups
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.models import Activity, Station
 from scoring.operations import parse_id
 from scoring.periods import to_local
 
@@ -57,25 +53,8 @@ async def activities(ctx: Context, rest: str) -> str:
     return "\n".join(lines)
 
 
-async def _station_name(ctx: Context, activity: Activity) -> str:
-    async with ctx.deps.sessions() as s:
-        station = await s.get(Station, activity.station_id)
-    return station.name if station is not None else ""
-
-
-async def tell_operators(session: AsyncSession, done: signups.SignedUp, talent_name: str) -> None:
-    """Operators hear of each new sign-up and, once, of a full activity (outbox, same transaction)."""
-    a, su = done.activity, done.signup
-    taken = (a.capacity - done.seats_left) if a.capacity is not None and done.seats_left is not None else None
-    count = taken if taken is not None else await signups.seats_taken(session, a.id)
-    stamp = int(su.created_at.timestamp())
-    for openid in await operators_of(session, a.station_id):
-        text = texts.OP_NEW_SIGNUP.format(name=talent_name, id=a.id, title=a.title, taken=count,
-                                          cap=f"/{a.capacity}" if a.capacity else "")
-        await outbox.add(session, f"signup:{a.id}:{su.talent_id}:{stamp}:{openid}", openid, {"text": text})
-        if done.seats_left == 0:
-            await outbox.add(session, f"full:{a.id}:{openid}", openid,
-                             {"text": texts.OP_ACTIVITY_FULL.format(id=a.id, title=a.title, cap=a.capacity)})
+# Who hears of a sign-up is the domain's decision (scoring.signups); the words are ours.
+OPERATOR_ALERTS = signups.OperatorAlerts(signup=texts.OP_NEW_SIGNUP, full=texts.OP_ACTIVITY_FULL)
 
 
 @router.word("报名", "signup")
@@ -88,13 +67,12 @@ async def signup(ctx: Context, rest: str) -> str:
         return texts.NEED_BIND
     now = ctx.incoming.received_at or utcnow()
     async with transaction(ctx.deps.sessions) as s:
-        result = await signups.signup(s, talent_id=talent.id, activity_id=activity_id, now=now)
-        if isinstance(result, signups.SignedUp):
-            await tell_operators(s, result, talent.name)
+        result = await signups.signup(s, talent_id=talent.id, activity_id=activity_id, now=now,
+                                      alerts=OPERATOR_ALERTS)
     if isinstance(result, signups.SignedUp):
         a = result.activity
-        return texts.SIGNUP_OK.format(title=a.title, when=when(a.starts_at, a.ends_at),
-                                      station=await _station_name(ctx, a), id=a.id)
+        return texts.SIGNUP_OK.format(title=a.title, when=when(a.starts_at, a.ends_at), station=result.station,
+                                      id=a.id)
     title = result.activity.title if result.activity else ""
     return {
         signups.SignupRefusal.NOT_FOUND: texts.SIGNUP_NOT_FOUND,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import signups
 from scoring.db import make_engine, make_sessionmaker, transaction
-from scoring.models import Signup
+from scoring.models import Notification, Signup, Staff
 from scoring.signups import Cancelled, SignedUp, SignupRefusal, SignupRefused
 from tests import factories as f
 from tests.scoring.builders import activity, local
@@ -97,3 +98,43 @@ async def test_upcoming_lists_every_station_soonest_first_in_pages(lite):
     assert {i.station for i in p1.items} == {north.name, south.name}
     assert beyond.page == 2
     assert past.id not in soonest and voided.id not in soonest
+
+
+async def test_the_domain_decides_who_hears_of_a_signup(lite):
+    """With `alerts`, each active operator of the activity's station (and no one else) hears of every new
+    sign-up and, once, of the activity becoming full, in the sign-up's transaction; without, no one."""
+    sessions = lite
+    alerts = signups.OperatorAlerts(signup="{name} #{id} {title} {taken}{cap}", full="full #{id} {title} {cap}")
+    async with transaction(sessions) as s:
+        st, other = await f.station(s, "ST1"), await f.station(s, "ST2")
+        s.add_all([Staff(openid="oOp1", role="operator", station_id=st.id),
+                   Staff(openid="oOp2", role="operator", station_id=st.id),
+                   Staff(openid="oGone", role="operator", station_id=st.id, active=False),
+                   Staff(openid="oOther", role="operator", station_id=other.id),
+                   Staff(openid="oAdmin", role="admin")])
+        act = await activity(s, st, starts_at=NOW + timedelta(days=1))
+        act.capacity = 2
+        a, b, c = [await f.talent(s, openid=f"o{n}", name=n) for n in ("甲", "乙", "丙")]
+
+    async def sign(talent, with_alerts=True):
+        async with transaction(sessions) as s:
+            return await signups.signup(s, talent_id=talent.id, activity_id=act.id, now=NOW,
+                                        alerts=alerts if with_alerts else None)
+
+    quiet = await sign(c, with_alerts=False)
+    assert isinstance(quiet, SignedUp) and quiet.alerted == 0 and quiet.station == st.name
+    async with transaction(sessions) as s:
+        await signups.cancel(s, talent_id=c.id, activity_id=act.id, now=NOW)
+    first, second = await sign(a), await sign(b)
+    assert isinstance(first, SignedUp) and first.alerted == 2
+    assert isinstance(second, SignedUp) and second.alerted == 4  # the sign-up and the full activity, to each
+    assert (await sign(c)).reason is SignupRefusal.FULL
+    async with sessions() as s:
+        notes = (await s.execute(select(Notification.key, Notification.openid, Notification.payload)
+                                 .order_by(Notification.id))).all()
+    assert [(k.split(":")[0], o) for k, o, _ in notes] == [
+        ("signup", "oOp1"), ("signup", "oOp2"), ("signup", "oOp1"), ("full", "oOp1"), ("signup", "oOp2"),
+        ("full", "oOp2")]
+    texts = [json.loads(p)["text"] for _, _, p in notes]
+    assert texts[0] == f"甲 #{act.id} {act.title} 1/2" and texts[2] == f"乙 #{act.id} {act.title} 2/2"
+    assert texts[3] == f"full #{act.id} {act.title} 2"
