@@ -2,7 +2,9 @@
 scoring.calendar) to reply 1-5 with an optional comment within 48 hours.
 
 - `parse_answer` reads a bare score: "5", "4 很好", "2分，太吵了", "３" (full-width digits too).
-- The answer goes to the talent's pending invitation with the earliest deadline (scoring.invitations).
+- `answer` picks the invitation an answer belongs to: the talent's pending invitation (scoring.invitations)
+  with the earliest deadline that is not answered yet; invitations that turn out stale (not an attendee,
+  the activity gone) are closed on the way.
 - One answer per attendee per activity (Satisfaction is UNIQUE on (activity, talent); the insert is
   `ON CONFLICT DO NOTHING`, so a second answer, even a concurrent one, is reported as already recorded).
 - A score of `LOW_SCORE` or less alerts the station's operators at once: an outbox row per operator, key
@@ -18,13 +20,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox
+from scoring import invitations, outbox
+from scoring.clock import unix
 from scoring.models import Activity, Attendance, Satisfaction, Staff, Station, Talent
 
 LOW_SCORE: Final = 2
@@ -44,6 +47,7 @@ class SatisfactionRefusal(StrEnum):
     ALREADY = "already"
     NOT_ATTENDED = "not_attended"
     NOT_FOUND = "not_found"
+    NOT_INVITED = "not_invited"  # no pending invitation to answer
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Recorded:
     satisfaction: Satisfaction
     activity: Activity
     alerted: int  # operators (or admins) told of a low score
+    more: int = 0  # other pending invitations still unanswered (from `answer`)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,37 @@ async def record(session: AsyncSession, *, talent_id: int, activity_id: int, sco
     if score <= LOW_SCORE:
         alerted = await _alert(session, activity, talent_id, score, row.comment, alert_text)
     return Recorded(satisfaction=row, activity=activity, alerted=alerted)
+
+
+async def answer(session: AsyncSession, redis: Any, *, openid: str, talent_id: int, score: int, comment: str,
+                 now: datetime, alert_text: str) -> Recorded | SatisfactionRefused:
+    """Record a bare 1-5 answer for the invitation it belongs to, in the caller's transaction: the pending
+    invitation with the earliest deadline not answered yet. `Recorded.more` counts the others still open.
+    Refusals: NOT_INVITED (nothing pending), ALREADY (with the activity: every pending one is answered)."""
+    pending = await invitations.pending(redis, openid, unix(now))
+    if not pending:
+        return SatisfactionRefused(SatisfactionRefusal.NOT_INVITED)
+    done = await answered(session, talent_id, pending)
+    todo = [a for a in pending if a not in done]
+    recorded: Recorded | None = None
+    refused: SatisfactionRefused | None = None
+    while todo and recorded is None:
+        activity_id = todo.pop(0)
+        result = await record(session, talent_id=talent_id, activity_id=activity_id, score=score, comment=comment,
+                              now=now, alert_text=alert_text)
+        if isinstance(result, Recorded):
+            recorded = result
+        elif result.reason is SatisfactionRefusal.ALREADY:  # answered a moment ago (another process)
+            refused = result
+        else:  # not an attendee, or the activity is gone: a stale invitation
+            await invitations.close(redis, openid, activity_id)
+    if recorded is not None:
+        return Recorded(recorded.satisfaction, recorded.activity, recorded.alerted, more=len(todo))
+    if refused is None and done:
+        refused = await already(session, [a for a in pending if a in done][-1])
+    if refused is not None and refused.activity is not None:
+        return refused
+    return SatisfactionRefused(SatisfactionRefusal.NOT_INVITED)
 
 
 async def _alert(session: AsyncSession, activity: Activity, talent_id: int, score: int, comment: str,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import gifts, ledger, satisfaction
+from scoring import gifts, invitations, ledger, satisfaction
+from scoring.clock import unix, utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
 from scoring.models import Notification, Redemption, Satisfaction, Staff
 from scoring.satisfaction import Recorded, SatisfactionRefusal
@@ -127,3 +129,41 @@ async def test_gift_requests(lite):
     async with lite() as s:
         assert [(r.status, r.gift_id) for r in (await s.scalars(select(Redemption))).all()] == [("pending", tea.id)]
         assert [g.name for g in await gifts.catalogue(s)] == ["书", "茶叶"]
+
+
+async def test_answer_goes_to_the_earliest_open_invitation(lite, redis):
+    """scoring.satisfaction.answer picks the invitation: earliest deadline first, answered ones skipped,
+    stale ones (not an attendee) closed on the way; `more` counts the rest; nothing pending: NOT_INVITED.
+    Redis expires invitations on its own clock, so this test runs at the real time (relative times only)."""
+    now = utcnow()
+    async with transaction(lite) as s:
+        st = await f.station(s, "ST1")
+        t = await f.talent(s, openid="oT")
+        early, late, stale = [await activity(s, st, starts_at=now - timedelta(hours=h)) for h in (30, 20, 40)]
+        await attend(s, early, t)
+        await attend(s, late, t)
+    deadline = unix(now) + 3600
+    await invitations.invite(redis, "oT", late.id, deadline + 200)
+    await invitations.invite(redis, "oT", early.id, deadline + 100)
+    await invitations.invite(redis, "oT", stale.id, deadline)  # soonest, but the talent did not attend
+
+    async def answer(score: int, comment: str = ""):
+        async with transaction(lite) as s:
+            return await satisfaction.answer(s, redis, openid="oT", talent_id=t.id, score=score, comment=comment,
+                                             now=now, alert_text=ALERT)
+
+    first = await answer(5, "很好")
+    assert isinstance(first, Recorded) and first.activity.id == early.id and first.more == 1
+    assert await invitations.pending(redis, "oT", unix(now)) == [early.id, late.id]  # the stale one closed
+    second = await answer(4)
+    assert isinstance(second, Recorded) and second.activity.id == late.id and second.more == 0
+    third = await answer(3)
+    assert third.reason is SatisfactionRefusal.ALREADY and third.activity.id == late.id
+    async with transaction(lite) as s:
+        nobody = await satisfaction.answer(s, redis, openid="oX", talent_id=t.id, score=3, comment="", now=now,
+                                           alert_text=ALERT)
+    assert nobody == satisfaction.SatisfactionRefused(SatisfactionRefusal.NOT_INVITED)
+    async with lite() as s:
+        rows = (await s.execute(select(Satisfaction.activity_id, Satisfaction.score, Satisfaction.comment)
+                                .order_by(Satisfaction.id))).all()
+    assert [tuple(r) for r in rows] == [(early.id, 5, "很好"), (late.id, 4, "")]
