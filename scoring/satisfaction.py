@@ -36,11 +36,28 @@ ANSWER_RE: Final = re.compile(r"\s*([1-5])\s*(?:分|星|颗星)?(?:$|[\s,，.。
 
 
 def parse_answer(text: str) -> tuple[int, str] | None:
-    """(score, comment) for a bare 1-5 with an optional comment, else None."""
-    m = ANSWER_RE.fullmatch(unicodedata.normalize("NFKC", text))
+    """(score, comment) for a bare 1-5 with an optional comment, else None. The score and the separators are
+    read after NFKC normalisation (full-width digits, "２分，"); the comment keeps the talent's own
+    characters ("太吵了，听不清" stays with its full-width comma)."""
+    normalised, origin = _nfkc_with_origin(text)
+    m = ANSWER_RE.fullmatch(normalised)
     if m is None:
         return None
-    return int(m.group(1)), (m.group(2) or "").strip()[:MAX_COMMENT]
+    comment = text[origin[m.start(2)]:] if m.group(2) is not None else ""
+    return int(m.group(1)), comment.strip()[:MAX_COMMENT]
+
+
+def _nfkc_with_origin(text: str) -> tuple[str, list[int]]:
+    """NFKC of `text` character by character, and for each normalised position the index of the original
+    character it came from (plus one past the end)."""
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        n = unicodedata.normalize("NFKC", ch)
+        parts.append(n)
+        origin += [i] * len(n)
+    origin.append(len(text))
+    return "".join(parts), origin
 
 
 class SatisfactionRefusal(StrEnum):

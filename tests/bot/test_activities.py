@@ -173,12 +173,14 @@ async def test_satisfaction_is_recorded_once(any_bot: Bot) -> None:
 
 async def test_low_score_alerts_the_operators(bot: Bot) -> None:
     tid, [act] = await _attended(bot)
-    reply = await bot.wx.text("oA", "2分，太吵了")
+    reply = await bot.wx.text("oA", "2分，太吵了，听不清")
     assert reply.text == texts.SAT_OK_LOW.format(title="沙龙0", score=2)
     async with bot.sessions() as s:
         [n] = (await s.scalars(select(Notification))).all()
+        [answer] = (await s.scalars(select(Satisfaction))).all()
     assert (n.key, n.openid) == (f"lowscore:{act}:{tid}:oOp", "oOp")
-    assert "太吵了" in n.payload and "鲤城人才之家" in n.payload
+    assert "太吵了，听不清" in n.payload and "鲤城人才之家" in n.payload
+    assert answer.comment == "太吵了，听不清"  # the talent's own full-width comma, not NFKC's ASCII one
 
 
 async def test_answers_go_to_the_oldest_pending_invitation_first(bot: Bot) -> None:

@@ -32,6 +32,9 @@ async def lite(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 @pytest.mark.parametrize(("text", "parsed"), [
     ("5", (5, "")), (" 4 很好", (4, "很好")), ("2分，太吵了", (2, "太吵了")), ("３", (3, "")),
     ("1星!", (1, "")), ("5,讲得好", (5, "讲得好")),
+    # the comment keeps the talent's own characters: full-width punctuation, digits and letters
+    ("2，太吵了，听不清", (2, "太吵了，听不清")), ("２分：音响（麦克风）太吵！", (2, "音响（麦克风）太吵！")),
+    ("4　ＰＰＴ第３页看不清", (4, "ＰＰＴ第３页看不清")), ("5 ﬁne", (5, "ﬁne")),
     ("6", None), ("0", None), ("12", None), ("3个人", None), ("好", None), ("", None),
 ])
 def test_parse_answer(text, parsed):
