@@ -140,6 +140,11 @@ async def request_void(session: AsyncSession, target_kind: str, target_id: int, 
     return void
 
 
+def apply_void_job_id(void_id: int) -> str:
+    """The deterministic arq job id of the worker's `apply_void` for this void request."""
+    return f"apply_void:{void_id}"
+
+
 async def record_survey(session: AsyncSession, code: str, year: int, amount: int, *, actor: str, reason: str
                         ) -> SurveyResult | AdminRefusal:
     """R4: refused at once when the year's total (applied and pending) would leave [-50, +50]; the worker
@@ -157,6 +162,11 @@ async def record_survey(session: AsyncSession, code: str, year: int, amount: int
     session.add(survey)
     await session.flush()
     return survey
+
+
+def apply_survey_job_id(survey_id: int) -> str:
+    """The deterministic arq job id of the worker's `apply_survey` for this survey result."""
+    return f"apply_survey:{survey_id}"
 
 
 async def survey_committed(session: AsyncSession, station_id: int, year: int) -> int:
@@ -230,6 +240,11 @@ async def open_flag(session: AsyncSession, flag_id: int) -> Flag | AdminRefusal:
     return flag
 
 
+def release_flag_job_id(flag_id: int) -> str:
+    """The deterministic arq job id of the worker's `release_flag` for this flag."""
+    return f"release_flag:{flag_id}"
+
+
 async def dead_letters(session: AsyncSession, limit: int = 20) -> list[DeadLetter]:
     return list((await session.scalars(select(DeadLetter).where(DeadLetter.resolved_at.is_(None))
                                        .order_by(DeadLetter.id).limit(limit))).all())
@@ -244,6 +259,12 @@ async def take_dead_letter(session: AsyncSession, dead_id: int) -> DeadLetter | 
         return AdminRefusal.ALREADY
     dead.resolved_at = utcnow()
     return dead
+
+
+def retry_job_id(dead: DeadLetter) -> str:
+    """The job id of an admin's retry of a dead letter: its task and fact, and the dead letter's id (a new
+    job, not the failed one's)."""
+    return f"{dead.task}:{dead.fact_id}:retry{dead.id}"
 
 
 async def audit_tail(session: AsyncSession, n: int = 10) -> list[AuditLog]:

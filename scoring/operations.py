@@ -94,6 +94,17 @@ async def publish_activity(
     return activity
 
 
+def apply_activity_job_id(activity_id: int, *, publicity_id: int | None = None) -> str:
+    """The deterministic arq job id of the worker's `apply_activity` (R1): one deferred to the activity's end
+    (published), one per publicity report uploaded."""
+    return f"apply_activity:{activity_id}:" + ("end" if publicity_id is None else f"pub{publicity_id}")
+
+
+def apply_media_job_id(activity_id: int, report_id: int) -> str:
+    """The deterministic arq job id of the worker's `apply_media` (R2), one per media report."""
+    return f"apply_media:{activity_id}:{report_id}"
+
+
 async def own_activity(session: AsyncSession, station_id: int, activity_id: int) -> Activity | OpRefusal:
     activity = await session.get(Activity, activity_id)
     if activity is None:

@@ -98,3 +98,15 @@ def test_the_bot_asks_the_domain_about_staff_and_audit() -> None:
                     and isinstance(node.value, ast.Name) and node.value.id == "models":
                 offences.append(f"{path.relative_to(ROOT)} uses models.{node.attr}")
     assert offences == []
+
+
+def test_job_ids_come_from_the_domain() -> None:
+    """A job id is a contract (the de-duplication of retries and the sweeper rest on it): the bot takes it
+    from a function next to the fact in scoring/ (or the outcome's `job_id`), never an f-string of its own."""
+    offences = []
+    for path in _py_files("bot"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg in ("job_id", "_job_id") \
+                    and isinstance(node.value, ast.JoinedStr | ast.BinOp | ast.Constant):
+                offences.append(f"{path.relative_to(ROOT)}:{node.value.lineno}")
+    assert offences == []

@@ -142,7 +142,7 @@ async def void(ctx: Context, rest: str) -> str:
         return texts.AD_VOID_ALREADY.format(kind=name, target=target)
     if isinstance(result, adm.AdminRefusal):
         return bad("void")
-    await ctx.deps.enqueue("apply_void", result.id, job_id=f"apply_void:{result.id}")
+    await ctx.deps.enqueue("apply_void", result.id, job_id=adm.apply_void_job_id(result.id))
     return texts.AD_VOID_OK.format(id=result.id, kind=name, target=target)
 
 
@@ -166,7 +166,7 @@ async def survey(ctx: Context, rest: str) -> str:
         return texts.AD_SURVEY_CAP.format(code=code, year=year, total=total)
     if isinstance(result, adm.AdminRefusal):
         return bad("survey")
-    await ctx.deps.enqueue("apply_survey", result.id, job_id=f"apply_survey:{result.id}")
+    await ctx.deps.enqueue("apply_survey", result.id, job_id=adm.apply_survey_job_id(result.id))
     return texts.AD_SURVEY_OK.format(code=code, year=year, amount=amount, id=result.id)
 
 
@@ -223,7 +223,7 @@ async def release(ctx: Context, rest: str) -> str:
         result = await adm.open_flag(s, flag_id)
     if isinstance(result, adm.AdminRefusal):
         return texts.AD_NO_FLAG.format(id=flag_id)
-    await ctx.deps.enqueue("release_flag", flag_id, ctx.openid, job_id=f"release_flag:{flag_id}")
+    await ctx.deps.enqueue("release_flag", flag_id, ctx.openid, job_id=adm.release_flag_job_id(flag_id))
     return texts.AD_RELEASE_OK.format(id=flag_id)
 
 
@@ -246,7 +246,7 @@ async def retry(ctx: Context, rest: str) -> str:
         result = await adm.take_dead_letter(s, dead_id)
     if isinstance(result, adm.AdminRefusal):
         return texts.AD_DEAD_MISSING.format(id=dead_id)
-    await ctx.deps.enqueue(result.task, result.fact_id, job_id=f"{result.task}:{result.fact_id}:retry{dead_id}")
+    await ctx.deps.enqueue(result.task, result.fact_id, job_id=adm.retry_job_id(result))
     return texts.AD_RETRY_OK.format(id=dead_id)
 
 

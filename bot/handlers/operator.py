@@ -61,7 +61,7 @@ async def publish(ctx: Context, rest: str) -> str:
     if isinstance(result, ops.OpRefusal):
         return refusal(result)
     # R1 is decided at the activity's end (and again whenever a publicity report arrives).
-    await ctx.deps.enqueue("apply_activity", result.id, job_id=f"apply_activity:{result.id}:end",
+    await ctx.deps.enqueue("apply_activity", result.id, job_id=ops.apply_activity_job_id(result.id),
                            defer_until=periods.to_local(result.ends_at))
     return texts.OP_PUBLISHED.format(id=result.id, title=result.title, start=start, end=end)
 
@@ -79,7 +79,8 @@ async def publicity(ctx: Context, rest: str) -> str:
         result = await ops.add_publicity(s, station_id, activity_id, parts[1], actor=ctx.openid)
     if isinstance(result, ops.OpRefusal):
         return refusal(result, activity_id)
-    await ctx.deps.enqueue("apply_activity", activity_id, job_id=f"apply_activity:{activity_id}:pub{result.id}")
+    await ctx.deps.enqueue("apply_activity", activity_id,
+                           job_id=ops.apply_activity_job_id(activity_id, publicity_id=result.id))
     return texts.OP_PUBLICITY_OK.format(id=activity_id)
 
 
@@ -98,7 +99,7 @@ async def media(ctx: Context, rest: str) -> str:
                                      actor=ctx.openid)
     if isinstance(result, ops.OpRefusal):
         return refusal(result, activity_id)
-    await ctx.deps.enqueue("apply_media", activity_id, job_id=f"apply_media:{activity_id}:{result.id}")
+    await ctx.deps.enqueue("apply_media", activity_id, job_id=ops.apply_media_job_id(activity_id, result.id))
     return texts.OP_MEDIA_OK.format(id=activity_id, level=texts.MEDIA_LEVEL_NAMES[result.level],
                                     outlet=result.outlet or "-")
 
