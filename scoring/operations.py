@@ -105,6 +105,34 @@ def apply_media_job_id(activity_id: int, report_id: int) -> str:
     return f"apply_media:{activity_id}:{report_id}"
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published activity, and whether it was published early enough for R1: at least `lead_hours`
+    (the `activity_lead_hours` setting) before it starts. Too late is still published, but it will not earn
+    the R1 activity points, and the operator is told at once."""
+
+    activity: Activity
+    meets_lead: bool
+    lead_hours: int
+
+    @property
+    def job_id(self) -> str:
+        """The worker's `apply_activity` at the activity's end (R1 is decided then)."""
+        return apply_activity_job_id(self.activity.id)
+
+
+async def publish(
+    session: AsyncSession, station_id: int, *, title: str, starts_at: datetime, ends_at: datetime,
+    capacity: int | None, theme: str, actor: str, lead_hours: int, now: datetime | None = None,
+) -> Published | OpRefusal:
+    """The operator's `发布活动`: publish_activity, and R1's lead condition judged at once."""
+    made = await publish_activity(session, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
+                                  capacity=capacity, theme=theme, actor=actor, now=now)
+    if isinstance(made, OpRefusal):
+        return made
+    return Published(made, activity_lead_ok(made, lead_hours), lead_hours)
+
+
 async def own_activity(session: AsyncSession, station_id: int, activity_id: int) -> Activity | OpRefusal:
     activity = await session.get(Activity, activity_id)
     if activity is None:
@@ -223,4 +251,5 @@ def next_month_of(now: datetime) -> str:
 
 
 def activity_lead_ok(activity: Activity, lead_hours: int) -> bool:
+    """R1's lead condition: published at least `lead_hours` before the activity starts."""
     return activity.published_at <= activity.starts_at - timedelta(hours=lead_hours)

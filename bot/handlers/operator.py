@@ -56,14 +56,18 @@ async def publish(ctx: Context, rest: str) -> str:
     if not capacity.isdigit():
         return texts.OP_BAD_CAPACITY
     async with transaction(ctx.deps.sessions) as s:
-        result = await ops.publish_activity(s, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
-                                            capacity=int(capacity), theme=theme, actor=ctx.openid)
+        result = await ops.publish(s, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
+                                   capacity=int(capacity), theme=theme, actor=ctx.openid,
+                                   lead_hours=ctx.deps.settings.activity_lead_hours)
     if isinstance(result, ops.OpRefusal):
         return refusal(result)
+    a = result.activity
     # R1 is decided at the activity's end (and again whenever a publicity report arrives).
-    await ctx.deps.enqueue("apply_activity", result.id, job_id=ops.apply_activity_job_id(result.id),
-                           defer_until=periods.to_local(result.ends_at))
-    return texts.OP_PUBLISHED.format(id=result.id, title=result.title, start=start, end=end)
+    await ctx.deps.enqueue("apply_activity", a.id, job_id=result.job_id, defer_until=periods.to_local(a.ends_at))
+    if not result.meets_lead:
+        return texts.OP_PUBLISHED_SHORT_LEAD.format(id=a.id, title=a.title, start=start, end=end,
+                                                    hours=result.lead_hours, points=RULES["R1"].station)
+    return texts.OP_PUBLISHED.format(id=a.id, title=a.title, start=start, end=end)
 
 
 @router.word("宣传", "/publicity")

@@ -52,6 +52,28 @@ async def test_publish_activity(safe_bot: Bot) -> None:
     assert [(a, r) for a, r, _ in audit] == [(OP, "operator")] and audit[0][2] == text
 
 
+async def test_publishing_with_too_little_lead_warns_at_once(safe_bot: Bot, quiet_clock: datetime) -> None:
+    """Published less than `activity_lead_hours` (24) before it starts: still published, with its job, but the
+    reply says at once that R1 will not be paid, why, and the rule; 3 days ahead: the usual reply."""
+    await seed(safe_bot)
+    soon = quiet_clock + timedelta(hours=2)  # 12:00 local the same day
+    late = (await safe_bot.wx.text(OP, f"发布活动 临时沙龙 | {soon:%Y-%m-%d %H:%M} | {soon:%Y-%m-%d} 14:00 | 0 | x")
+            ).text
+    ahead = quiet_clock + timedelta(days=3)
+    early = (await safe_bot.wx.text(OP, f"发布活动 沙龙 | {ahead:%Y-%m-%d} 14:00 | {ahead:%Y-%m-%d} 16:00 | 0 | x")
+             ).text
+    async with safe_bot.sessions() as s:
+        first, second = (await s.scalars(select(Activity).order_by(Activity.id))).all()
+        outcomes = (await s.scalars(select(AuditLog.outcome).order_by(AuditLog.id))).all()
+    assert late == texts.OP_PUBLISHED_SHORT_LEAD.format(
+        id=first.id, title="临时沙龙", start=f"{soon:%Y-%m-%d %H:%M}", end=f"{soon:%Y-%m-%d} 14:00", hours=24, points=5)
+    assert "不足 24 小时" in late and "不计站点活动积分" in late and "至少提前 24 小时" in late
+    assert early == texts.OP_PUBLISHED.format(id=second.id, title="沙龙", start=f"{ahead:%Y-%m-%d} 14:00",
+                                              end=f"{ahead:%Y-%m-%d} 16:00")
+    assert list(outcomes) == [late, early]
+    assert sorted(j.args for j in await safe_bot.queued_jobs()) == [(first.id,), (second.id,)]
+
+
 async def test_english_alias(safe_bot: Bot) -> None:
     await seed(safe_bot)
     reply = await safe_bot.wx.text(OP, f"/activity new Salon | {future(2)} | {future(2, 16)} | 0 | AI")
