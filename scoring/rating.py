@@ -37,6 +37,9 @@ Decisions:
   admins. Keys carry the run's revision so a re-confirmed year is told again:
   `rating:{year}:r{revision}:{station_id}:{openid}`, `rating:{year}:r{revision}:admin:{openid}`,
   `rating-preview:{year}:r{revision}:{openid}`, `rating-reversed:{year}:r{revision}:{station_id|admin}:{openid}`.
+- **Audit**: these functions write no audit row; the caller who knows the actor does, once per command
+  (the bot's router for `评星`, `talenthome rate` through scoring.staff.audit). The run keeps
+  `confirmed_by` and `confirmed_at`.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from scoring import outbox
 from scoring.boards import extension_days, station_board, station_year_sums
 from scoring.calendar import operators
 from scoring.clock import utcnow
-from scoring.models import AuditLog, Rating, RatingRun, Staff, Station
+from scoring.models import Rating, RatingRun, Staff, Station
 from scoring.periods import Period, local_midnight_utc, to_local
 from scoring.ranking import cut_lines
 from scoring.settings import Settings
@@ -346,8 +349,6 @@ async def confirm(
             st.delisted_reason = f"{year}年度评星位列后10%,连续两年降星(摘牌)"
     run.status, run.confirmed_at, run.confirmed_by = "confirmed", now, actor
     outcome = Outcome(year, "confirmed", run.revision, stored.lines)
-    session.add(AuditLog(actor=actor, role="admin", at=now, command=f"rate {year} --confirm",
-                         outcome=f"confirmed r{run.revision}: {outcome.summary()}"))
     notified = 0
     ops = await operators(session, [x.station_id for x in stored.lines])
     for x in stored.lines:
@@ -382,8 +383,8 @@ async def reverse_rating(
     session: AsyncSession, year: int, actor: str, *, now: datetime | None = None,
     admin_openids: Collection[str] = ()
 ) -> Outcome | RatingRefused:
-    """Undo a confirmed year: stars, streaks and status back to what the Rating rows recorded before."""
-    now = now or utcnow()
+    """Undo a confirmed year: stars, streaks and status back to what the Rating rows recorded before.
+    (`now` is accepted like confirm's; a reversal records no time of its own.)"""
     if (bad := _check_year(year)) is not None:
         return bad
     run = await _run(session, year)
@@ -404,8 +405,6 @@ async def reverse_rating(
             st.status, st.delisted_at, st.delisted_reason = "active", None, None
     run.status, run.confirmed_at, run.confirmed_by = "reversed", None, None
     run.revision += 1
-    session.add(AuditLog(actor=actor, role="admin", at=now, command=f"rate {year} --reverse",
-                         outcome=f"reversed, now r{run.revision}"))
     notified = 0
     ops = await operators(session, [x.station_id for x in stored.lines])
     for x in stored.lines:

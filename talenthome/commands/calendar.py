@@ -3,6 +3,9 @@
 `rate YEAR` previews (and stores the preview) unless the year is confirmed, in which case it shows the
 confirmed outcome; `--confirm` previews and confirms in one transaction, so what it prints is what it
 applies; `--reverse` undoes a confirmed year. Refusals are one line on stderr with exit status 2.
+
+Audit: `month-close`, `rate --confirm` and `rate --reverse` leave exactly one audit row each (actor
+`cli:<user>`, role admin; refusals too), as the bot's `月结` and `评星` do, in the command's own transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import getpass
 import re
 
-from scoring import rating
+from scoring import rating, staff
 from scoring.calendar import CloseRefused, MonthClosed, month_close
 from scoring.clock import utcnow
 from scoring.db import transaction
@@ -31,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "day 1): snapshot the station board, record the station featured next month, "
                                    "queue the month reports. Running it again changes nothing.")
     p.add_argument("month", metavar="YYYY-MM", help="the month to close, e.g. 2026-11")
+    p.add_argument("--actor", default=None, help="who closes, for the audit row (default: cli:<login name>)")
     p.set_defaults(func=month_close_command)
 
     p = sub.add_parser("rate", help="annual star rating: preview, --confirm or --reverse",
@@ -56,16 +60,25 @@ def _actor(args: argparse.Namespace) -> str:
 def month_close_command(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
         raise CliError(f"month must look like 2026-11, got {args.month!r}")
-    return asyncio.run(_month_close(Settings(), args.month))
+    return asyncio.run(_month_close(Settings(), args.month, _actor(args)))
 
 
-async def _month_close(settings: Settings, key: str) -> int:
+async def _month_close(settings: Settings, key: str, actor: str) -> int:
     async with database(settings) as sessions, transaction(sessions) as s:
         result = await month_close(s, key, utcnow())
+        await staff.audit(s, actor, staff.Role.ADMIN, f"month-close {key}", _month_outcome(result))
     if isinstance(result, CloseRefused):
         raise CliError(result.detail)
     print_month(result)
     return 0
+
+
+def _month_outcome(result: MonthClosed | CloseRefused) -> str:
+    if isinstance(result, CloseRefused):
+        return f"refused: {result.detail}"
+    top = next((r for r in result.board if r.station_id == result.featured_station_id), None)
+    featured = f"featured in {result.featured_month}: {top.code if top else 'none'}"
+    return f"already closed; {featured}" if result.already else f"closed; {featured}; {result.notified} reports"
 
 
 def print_month(result: MonthClosed) -> None:
@@ -99,6 +112,8 @@ async def _rate(settings: Settings, year: int, mode: str, actor: str) -> int:
                 result = await rating.preview(s, year, settings)
                 if mode == "confirm" and isinstance(result, Outcome):
                     result = await rating.confirm(s, year, actor, admin_openids=settings.admin_openid_set)
+            if mode != "preview":
+                await staff.audit(s, actor, staff.Role.ADMIN, f"rate {year} --{mode}", _rate_outcome(result))
     if isinstance(result, RatingRefused):
         raise CliError(result.detail)
     print_outcome(result, settings)
@@ -111,6 +126,16 @@ async def _rate(settings: Settings, year: int, mode: str, actor: str) -> int:
     elif result.status == "preview":
         print(f"this is a preview; apply it with: talenthome rate {year} --confirm")
     return 0
+
+
+def _rate_outcome(result: Outcome | RatingRefused) -> str:
+    if isinstance(result, RatingRefused):
+        return f"refused: {result.detail}"
+    if result.status == "reversed":
+        return f"reversed, now r{result.revision}"
+    if result.already:
+        return f"already confirmed r{result.revision}"
+    return f"confirmed r{result.revision}: {result.summary()}"
 
 
 def print_outcome(out: Outcome, settings: Settings) -> None:

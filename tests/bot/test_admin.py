@@ -202,3 +202,8 @@ async def test_month_close_and_rating_words(safe_bot: Bot) -> None:
         assert (await s.scalar(select(Station.stars).where(Station.code == "R4"))) == 4
     assert "暂不能评星" in await ask(safe_bot, "评星 2099")
     assert "格式" in await ask(safe_bot, "评星 2025 maybe")
+    async with safe_bot.sessions() as s:  # exactly one audit row per command, the confirmation included
+        audit = (await s.execute(select(AuditLog.actor, AuditLog.role, AuditLog.command).order_by(AuditLog.id))).all()
+    assert [tuple(a) for a in audit] == [(ADMIN, "admin", c) for c in (
+        "月结 2025-10", "/month-close 2025-10", "月结 十月", "月结 2099-01", "评星 2025", "/rate 2025 confirm",
+        "评星 2025 确认", "评星 2099", "评星 2025 maybe")]

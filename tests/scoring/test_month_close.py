@@ -13,7 +13,7 @@ from scoring import periods
 from scoring.boards import station_board
 from scoring.calendar import CloseRefusal, CloseRefused, MonthClosed, featured_months, month_close
 from scoring.db import make_engine, make_sessionmaker, transaction
-from scoring.models import BoardSnapshot, Entry, MonthClose, Notification, Staff, Station
+from scoring.models import AuditLog, BoardSnapshot, Entry, MonthClose, Notification, Staff, Station
 from scoring.periods import Period
 from tests import factories as f
 from tests.cli import run_many as cli
@@ -191,6 +191,7 @@ def test_month_close_command_in_process(sqlite_url, monkeypatch, capsys):
 
     run_sync(setup())
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("LOGNAME", "ops")
     assert main(["month-close", "2024-05"]) == 0
     assert "closed; 0 reports queued" in capsys.readouterr().out
     assert main(["month-close", "2024-05"]) == 0
@@ -198,3 +199,19 @@ def test_month_close_command_in_process(sqlite_url, monkeypatch, capsys):
     assert main(["month-close", "2999-01"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("talenthome: error: 2999-01 has not ended") and err.count("\n") == 1
+    assert main(["month-close", "2024-06", "--actor", "cli:night-shift"]) == 0
+    # audited like the bot's 月结: one admin row per command, actor cli:<user>, refusals too
+    rows = run_sync(_audit_rows(sqlite_url))
+    assert [r[:3] for r in rows] == [("cli:ops", "admin", "month-close 2024-05")] * 2 + [
+        ("cli:ops", "admin", "month-close 2999-01"), ("cli:night-shift", "admin", "month-close 2024-06")]
+    assert [r[3].split(";")[0] for r in rows] == ["closed", "already closed", rows[2][3], "closed"]
+    assert "featured in 2024-06: CA" in rows[0][3] and rows[2][3].startswith("refused: 2999-01 has not ended")
+
+
+async def _audit_rows(url: str) -> list[tuple[str, str, str, str]]:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as s:
+        rows = (await s.execute(select(AuditLog.actor, AuditLog.role, AuditLog.command, AuditLog.outcome)
+                                .order_by(AuditLog.id))).all()
+    await engine.dispose()
+    return [tuple(r) for r in rows]

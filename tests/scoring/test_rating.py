@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring import periods, rating
 from scoring.boards import station_board
 from scoring.db import make_engine, make_sessionmaker, transaction
-from scoring.models import Entry, Extension, Notification, Rating, RatingRun, Staff, Station
+from scoring.models import AuditLog, Entry, Extension, Notification, Rating, RatingRun, Staff, Station
 from scoring.periods import Period
 from scoring.rating import Outcome, RatingRefusal, RatingRefused
 from scoring.settings import Settings
@@ -340,6 +340,7 @@ def test_rate_command_in_process(sqlite_url, monkeypatch, capsys):
 
     run_sync(setup())
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("LOGNAME", "ops")
     monkeypatch.delenv("RATING_COHORT", raising=False)
     assert main(["rate", "2024"]) == 0
     assert "this is a preview; apply it with: talenthome rate 2024 --confirm" in capsys.readouterr().out
@@ -357,6 +358,22 @@ def test_rate_command_in_process(sqlite_url, monkeypatch, capsys):
     assert "2024 reversed" in capsys.readouterr().out
     assert main(["rate", "2024"]) == 0
     assert "rating 2024 (preview, revision 1" in capsys.readouterr().out
+    # one audit row per confirming or reversing command (refusals too); previews and reads leave none
+    assert run_sync(_audit_rows(sqlite_url)) == [
+        ("cli:ops", "admin", "rate 2024 --confirm", "confirmed r0"),
+        ("cli:ops", "admin", "rate 2024 --confirm", "already confirmed r0"),
+        ("cli:ops", "admin", "rate 2023 --reverse", "refused: 2023 is not confirmed; there is nothing to reverse"),
+        ("cli:ops", "admin", "rate 2024 --reverse", "reversed, now r1")]
+
+
+async def _audit_rows(url: str) -> list[tuple[str, str, str, str]]:
+    """(actor, role, command, outcome up to its first colon-separated summary) of every audit row."""
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as s:
+        rows = (await s.execute(select(AuditLog.actor, AuditLog.role, AuditLog.command, AuditLog.outcome)
+                                .order_by(AuditLog.id))).all()
+    await engine.dispose()
+    return [(a, r, c, o if o.startswith("refused") else o.split(":")[0]) for a, r, c, o in rows]
 
 
 def test_rate_help():
