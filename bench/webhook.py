@@ -129,13 +129,12 @@ def bare_server(port: int, aes: bool) -> None:
 # -- data and requests ----------------------------------------------------------------------------------------
 def seed(db_path: str, stations: int, talents: int) -> None:
     """Schema and rows, written with the models' metadata through plain sqlite3 (fast, synchronous)."""
-    from sqlalchemy import create_engine
-
     from scoring import periods
     from scoring.clock import utcnow
+    from scoring.db import make_engine
     from scoring.models import Base
 
-    engine = create_engine(f"sqlite:///{db_path}")
+    engine = make_engine(f"sqlite:///{db_path}", sync=True)
     Base.metadata.create_all(engine)
     engine.dispose()
     now = utcnow().isoformat(sep=" ")

@@ -38,8 +38,8 @@ if ROOT not in sys.path:
 from arq import create_pool  # noqa: E402
 from arq.connections import RedisSettings  # noqa: E402
 from arq.worker import Worker, func  # noqa: E402
-from sqlalchemy import create_engine, select  # noqa: E402
 from sqlalchemy import func as sql_func  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from bench.common import (  # noqa: E402
     fmt_int,
@@ -73,7 +73,7 @@ def loadavg() -> str:
 
 
 def create_schema(path: str) -> None:
-    engine = create_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}", sync=True)
     Base.metadata.create_all(engine)
     engine.dispose()
     db = sqlite3.connect(path)

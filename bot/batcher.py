@@ -30,12 +30,11 @@ from typing import Any
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
-from scoring.db import transaction
+from scoring.db import make_engine, transaction
 from scoring.visits import Accepted, Outcome, Scan, record_visits, record_visits_sync
 
 log = logging.getLogger(__name__)
@@ -75,26 +74,13 @@ async def enqueue_many(arq: Any, jobs: Sequence[tuple[str, tuple[Any, ...], str]
 
 
 def sqlite_sync_sessions(database_url: str) -> sessionmaker[Session] | None:
-    """A synchronous sessionmaker on the same SQLite file (None for other databases), with the pragmas
-    and the BEGIN IMMEDIATE of scoring.db."""
+    """A synchronous sessionmaker on the same SQLite file (None for other databases), from the one engine
+    factory (scoring.db.make_engine: the same pragmas and BEGIN IMMEDIATE), for the batcher's own thread."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    engine = create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False},
-                           pool_size=1, max_overflow=0)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "busy_timeout=30000"):
-            cur.execute(f"PRAGMA {pragma}")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+    engine = make_engine(url, sync=True, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=1,
+                         max_overflow=0)
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -5,36 +5,63 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal, overload
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create the async engine; on SQLite also create the file's folder and set the pragmas."""
+@overload
+def make_engine(url: str | URL, *, sync: Literal[False] = False, snapshot: bool = False,
+                **kwargs: Any) -> AsyncEngine: ...
+
+
+@overload
+def make_engine(url: str | URL, *, sync: Literal[True], snapshot: bool = False, **kwargs: Any) -> Engine: ...
+
+
+def make_engine(url: str | URL, *, sync: bool = False, snapshot: bool = False, **kwargs: Any) -> AsyncEngine | Engine:
+    """The one engine factory. On SQLite it creates the file's folder and sets the pragmas (WAL, foreign
+    keys, synchronous NORMAL, a 30 s busy timeout) and makes every transaction BEGIN IMMEDIATE.
+
+    - `snapshot`: for reads that must see one snapshot without taking the write lock (scoring.live): no
+      pool, and transactions are begun by the caller (a deferred BEGIN on SQLite).
+    - `sync`: a synchronous (pysqlite) engine on the same SQLite file, for code that runs on a thread of its
+      own (the bot's group commit) and for scripts (bench/); SQLite only.
+    """
     u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            folder = os.path.dirname(os.path.abspath(u.database))
-            os.makedirs(folder, exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_async_engine(url, **kwargs)
-        _sqlite_pragmas(engine)
+    sqlite = u.get_backend_name() == "sqlite"
+    if sync:
+        if not sqlite:
+            raise ValueError(f"a synchronous engine is for SQLite only, not {u.get_backend_name()}")
+        u = u.set(drivername="sqlite")
+    if snapshot:
+        kwargs.setdefault("poolclass", NullPool)
+    if not sqlite:
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 20)
+        return create_async_engine(u, **kwargs)
+    if u.database and u.database != ":memory:":
+        folder = os.path.dirname(os.path.abspath(u.database))
+        os.makedirs(folder, exist_ok=True)
+    kwargs.setdefault("connect_args", {"timeout": 30})
+    if sync:
+        engine = create_engine(u, **kwargs)
+        _sqlite_pragmas(engine, immediate=not snapshot)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(url, **kwargs)
+    async_engine = create_async_engine(u, **kwargs)
+    _sqlite_pragmas(async_engine.sync_engine, immediate=not snapshot)
+    return async_engine
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _sqlite_pragmas(sync_engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own handling defers it).
@@ -45,6 +72,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+    if not immediate:
+        return
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -49,13 +49,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, event, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from scoring import boards as sql_boards
 from scoring import periods
 from scoring.clock import utcnow
+from scoring.db import make_engine
 from scoring.models import Entry, Extension, Station, Talent
 from scoring.periods import Period
 from scoring.ranking import Ranked, Standing, rank
@@ -408,15 +408,7 @@ async def snapshot_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnect
     writers: a deferred transaction in WAL mode on SQLite (the app's engine begins IMMEDIATE, which would
     take the write lock), REPEATABLE READ on PostgreSQL."""
     if engine.dialect.name == "sqlite":
-        snap = create_async_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 30})
-
-        @event.listens_for(snap.sync_engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
+        snap = make_engine(engine.url, snapshot=True)
         try:
             async with snap.connect() as conn:
                 await conn.exec_driver_sql("BEGIN")

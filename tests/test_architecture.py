@@ -110,3 +110,18 @@ def test_job_ids_come_from_the_domain() -> None:
                     and isinstance(node.value, ast.JoinedStr | ast.BinOp | ast.Constant):
                 offences.append(f"{path.relative_to(ROOT)}:{node.value.lineno}")
     assert offences == []
+
+
+def test_one_engine_factory() -> None:
+    """Engines are made in one place, scoring/db.py::make_engine (pragmas, BEGIN IMMEDIATE, pools): nothing
+    else in the code or the benchmarks calls SQLAlchemy's create_engine / create_async_engine."""
+    offences = []
+    for path in _py_files("bot", "scoring", "worker", "talenthome", "migrations", "bench"):
+        if path == ROOT / "scoring" / "db.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.func.attr if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else \
+                node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else ""
+            if name in ("create_engine", "create_async_engine"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offences == []
