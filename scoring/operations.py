@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import periods
+from scoring.boards import station_board, station_points
 from scoring.clock import utcnow
 from scoring.ledger import activity_conditions
 from scoring.models import (
@@ -248,6 +249,36 @@ async def has_plan(session: AsyncSession, station_id: int, month: str) -> bool:
 
 def next_month_of(now: datetime) -> str:
     return periods.next_month(periods.month_key(now))
+
+
+@dataclass(frozen=True)
+class StationFigures:
+    """What an operator sees of their station (`本站`): points and ranks of the current month, year and all
+    time (rank None: not ranked), satisfaction, open flags, and whether next month's plan is published."""
+
+    station: Station
+    points: dict[str, int]
+    ranks: dict[str, int | None]
+    satisfied: int
+    replies: int
+    open_flags: int
+    next_month: str
+    has_plan: bool
+
+
+async def station_figures(session: AsyncSession, station_id: int, *, now: datetime) -> StationFigures | OpRefusal:
+    station = await session.get(Station, station_id)
+    if station is None:
+        return OpRefusal.NOT_FOUND
+    ranks: dict[str, int | None] = {}
+    for kind in ("month", "year", "total"):
+        board = await station_board(session, periods.Period.parse(kind, now=now), now=now)
+        ranks[kind] = next((r.rank for r in board if r.standing.id == station_id), None)
+    satisfied, replies = await satisfaction_rate(session, station_id)
+    nxt = next_month_of(now)
+    return StationFigures(station=station, points=await station_points(session, station_id, now), ranks=ranks,
+                          satisfied=satisfied, replies=replies, open_flags=await open_flags(session, station_id),
+                          next_month=nxt, has_plan=await has_plan(session, station_id, nxt))
 
 
 def activity_lead_ok(activity: Activity, lead_hours: int) -> bool:

@@ -7,11 +7,9 @@ from bot import texts
 from bot.router import Context, Router
 from scoring import operations as ops
 from scoring import periods, visits
-from scoring.boards import station_board, station_points
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.models import Station, Talent
-from scoring.periods import Period
+from scoring.models import Talent
 from scoring.rules import RULES
 from scoring.tokens import activity_scene
 
@@ -151,25 +149,18 @@ async def my_station(ctx: Context, rest: str) -> str:
     station_id = await station_id_of(ctx)
     if station_id is None:
         return texts.OP_NO_STATION
-    now = utcnow()
     async with ctx.deps.sessions() as s:
-        station = await s.get(Station, station_id)
-        assert station is not None
-        points = await station_points(s, station_id, now)
-        ranks = {}
-        for kind in ("month", "year", "total"):
-            board = await station_board(s, Period.parse(kind, now=now), now=now)
-            ranks[kind] = next((str(r.rank) for r in board if r.standing.id == station_id), "未参与")
-        satisfied, replies = await ops.satisfaction_rate(s, station_id)
-        flags = await ops.open_flags(s, station_id)
-        plan = await ops.has_plan(s, station_id, ops.next_month_of(now))
+        fig = await ops.station_figures(s, station_id, now=utcnow())
+    if isinstance(fig, ops.OpRefusal):
+        return texts.OP_NO_STATION
+    ranks = {kind: "未参与" if rank is None else str(rank) for kind, rank in fig.ranks.items()}
     return texts.OP_STATION.format(
-        name=station.name, code=station.code, stars=station.stars,
-        status="正常" if station.status == "active" else "已摘牌",
-        month=points["month"], year=points["year"], total=points["total"], rank_month=ranks["month"],
+        name=fig.station.name, code=fig.station.code, stars=fig.station.stars,
+        status="正常" if fig.station.status == "active" else "已摘牌",
+        month=fig.points["month"], year=fig.points["year"], total=fig.points["total"], rank_month=ranks["month"],
         rank_year=ranks["year"], rank_total=ranks["total"],
-        rate=f"{satisfied / replies:.0%}（{replies} 份评价）" if replies else "暂无评价", flags=flags,
-        plan="已上传" if plan else "尚未上传，请在本月底前发布下月活动")
+        rate=f"{fig.satisfied / fig.replies:.0%}（{fig.replies} 份评价）" if fig.replies else "暂无评价",
+        flags=fig.open_flags, plan="已上传" if fig.has_plan else "尚未上传，请在本月底前发布下月活动")
 
 
 @router.scene("tl:")
