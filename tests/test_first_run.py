@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import urllib.request
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import texts
 from talenthome.servers import free_port
 from tests.cli import EXE
 
@@ -115,3 +117,34 @@ def _pid_on_port(port: int) -> int:
                 if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
                     return int(pid)
     raise AssertionError(f"no process owns the socket on {port}")
+
+
+async def _cli(folder: Path, *argv: str, env: dict[str, str], stdin: str | None = None,
+               limit_s: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        EXE, *argv, cwd=folder, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), limit_s)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_a_newcomers_walk_run_demo_chat(tmp_path: Path) -> None:
+    """The issue's walk on a machine without redis-server or PostgreSQL: `talenthome run` (what `make run`
+    starts), `talenthome demo` beside it, then `talenthome chat` as the printed talent: 积分, 排名, 活动 and
+    礼品 all answer with something to see."""
+    async with running(tmp_path) as run:
+        env = bare_env(tmp_path, BOT_PORT=str(run.port))
+        code, out, err = await _cli(tmp_path, "demo", "--seed", "7", env=env)
+        assert code == 0 and "Traceback" not in err, err
+        talent = re.search(r"talenthome chat --openid (oDemoT\d+)", out)
+        assert talent, out
+        code, out, err = await _cli(tmp_path, "chat", "--openid", talent.group(1), env=env,
+                                    stdin="积分\n排名\n活动\n礼品\n/quit\n")
+        assert code == 0 and "Traceback" not in err, err
+    text = out
+    assert "您的可用积分" in text and "累计" in text  # 积分: a balance with lines behind it
+    assert "第 1 名" in text  # 排名: a month board with stations on it
+    assert re.search(r"#\d+", text)  # 活动 and 礼品 list numbered items
+    assert "分｜库存" in text  # 礼品: gifts in stock
+    for empty in (texts.ACTIVITIES_NONE, texts.GIFTS_NONE, texts.POINTS_EMPTY, texts.RANK_NONE):
+        assert empty not in text, empty
