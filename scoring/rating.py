@@ -48,6 +48,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -367,6 +368,26 @@ async def confirm(
                                      {"text": text, "template": "rating_admin", "data": outcome.summary()})
     await session.flush()
     return Outcome(year, "confirmed", run.revision, stored.lines, notified=notified)
+
+
+async def rate(
+    session: AsyncSession, year: int, settings: Settings, *, mode: Literal["preview", "confirm", "reverse"],
+    actor: str, now: datetime | None = None
+) -> Outcome | RatingRefused:
+    """An admin's rating command (`评星`, `talenthome rate`), in the caller's transaction: `preview` stores
+    and shows a preview unless the year is confirmed (then the confirmed outcome, `already`); `confirm`
+    previews and confirms at once, so what is shown is what is applied (a confirmed year: `already`);
+    `reverse` undoes a confirmed year."""
+    admin_openids = settings.admin_openid_set
+    if mode == "reverse":
+        return await reverse_rating(session, year, actor, now=now, admin_openids=admin_openids)
+    stored = await load(session, year)
+    if stored is not None and stored.status == "confirmed":
+        return stored
+    result = await preview(session, year, settings, now=now)
+    if mode == "confirm" and isinstance(result, Outcome):
+        return await confirm(session, year, actor, now=now, admin_openids=admin_openids)
+    return result
 
 
 async def tell_admins_preview(session: AsyncSession, outcome: Outcome, admin_openids: Collection[str] = ()) -> int:

@@ -286,22 +286,14 @@ async def rate(ctx: Context, rest: str) -> str:
             or (len(parts) == 2 and parts[1].lower() not in ("确认", "confirm")):
         return texts.AD_BAD_ARGS.format(usage=texts.AD_RATE_USAGE)
     year, confirming = int(parts[0]), len(parts) == 2
-    settings = ctx.deps.settings
     async with transaction(ctx.deps.sessions) as s:
-        stored = await rating.load(s, year)
-        result: rating.Outcome | rating.RatingRefused
-        was_confirmed = stored is not None and stored.status == "confirmed"
-        if stored is not None and was_confirmed:
-            result = stored
-        else:
-            result = await rating.preview(s, year, settings)
-            if confirming and isinstance(result, rating.Outcome):
-                result = await rating.confirm(s, year, ctx.openid, admin_openids=settings.admin_openid_set)
+        result = await rating.rate(s, year, ctx.deps.settings, mode="confirm" if confirming else "preview",
+                                   actor=ctx.openid)
     if isinstance(result, rating.RatingRefused):
         return texts.AD_RATE_REFUSED.format(detail=result.detail)
     summary = result.summary()
     if result.status == "confirmed":
-        if was_confirmed or result.already:
+        if result.already:
             return texts.AD_RATE_ALREADY.format(year=year)
         return texts.AD_RATE_CONFIRMED.format(year=year, **summary)
     delisted = "、".join(x.code for x in result.delisted)

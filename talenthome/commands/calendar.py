@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import getpass
 import re
+from typing import Literal
 
 from scoring import rating, staff
 from scoring.calendar import CloseRefused, MonthClosed, month_close
@@ -94,24 +95,16 @@ def print_month(result: MonthClosed) -> None:
 def rate_command(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"\d{4}", args.year):
         raise CliError(f"year must look like 2026, got {args.year!r}")
-    mode = "confirm" if args.confirm else "reverse" if args.reverse else "preview"
+    mode: Literal["preview", "confirm", "reverse"] = "confirm" if args.confirm else "reverse" if args.reverse \
+        else "preview"
     with progress(f"{args.year} 年评星"):
         return asyncio.run(_rate(Settings(), int(args.year), mode, _actor(args)))
 
 
-async def _rate(settings: Settings, year: int, mode: str, actor: str) -> int:
+async def _rate(settings: Settings, year: int, mode: Literal["preview", "confirm", "reverse"], actor: str) -> int:
     async with database(settings) as sessions:
         async with transaction(sessions) as s:
-            stored = await rating.load(s, year)
-            result: Outcome | RatingRefused
-            if mode == "reverse":
-                result = await rating.reverse_rating(s, year, actor, admin_openids=settings.admin_openid_set)
-            elif stored is not None and stored.status == "confirmed":
-                result = stored
-            else:
-                result = await rating.preview(s, year, settings)
-                if mode == "confirm" and isinstance(result, Outcome):
-                    result = await rating.confirm(s, year, actor, admin_openids=settings.admin_openid_set)
+            result = await rating.rate(s, year, settings, mode=mode, actor=actor)
             if mode != "preview":
                 await staff.audit(s, actor, staff.Role.ADMIN, f"rate {year} --{mode}", _rate_outcome(result))
     if isinstance(result, RatingRefused):
