@@ -40,12 +40,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import invitations, outbox
 from scoring.boards import station_board
 from scoring.clock import unix
+from scoring.db import insert
 from scoring.models import (
     Activity,
     Attendance,
@@ -86,11 +86,6 @@ def _month_label(key: str) -> str:
 def _local_label(at: datetime) -> str:
     loc = to_local(at)
     return f"{loc.month}月{loc.day}日 {loc:%H:%M}"
-
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    bind = session.get_bind()
-    return postgresql.insert(model) if bind.dialect.name == "postgresql" else sqlite.insert(model)
 
 
 async def operators(session: AsyncSession, station_ids: list[int] | None = None) -> dict[int, list[str]]:
@@ -190,7 +185,7 @@ async def month_close(session: AsyncSession, key: str, now: datetime) -> MonthCl
     nxt = next_month(period.key)
     # The MonthClose row goes first: a concurrent close of the same month waits on it, then does nothing.
     claimed = (await session.execute(
-        _insert(session, MonthClose).values(period=period.key, closed_at=now, featured_month=nxt,
+        insert(session, MonthClose).values(period=period.key, closed_at=now, featured_month=nxt,
                                             featured_station_id=top.standing.id if top else None)
         .on_conflict_do_nothing(index_elements=["period"]).returning(MonthClose.period))).first()
     if claimed is None:
@@ -202,7 +197,7 @@ async def month_close(session: AsyncSession, key: str, now: datetime) -> MonthCl
     rows = [BoardRow(r.rank, r.standing.id, r.code, r.standing.name, r.points) for r in board]
     if rows:
         await session.execute(
-            _insert(session, BoardSnapshot).on_conflict_do_nothing(
+            insert(session, BoardSnapshot).on_conflict_do_nothing(
                 index_elements=["scope", "kind", "period", "account_id"]),
             [{"scope": "station", "kind": "month", "period": period.key, "account_id": r.station_id,
               "rank": r.rank, "points": r.points, "created_at": now} for r in rows])

@@ -1,15 +1,21 @@
-"""Engine and sessions. SQLite (WAL, foreign keys, immediate write transactions) or PostgreSQL (asyncpg)."""
+"""Engine and sessions. SQLite (WAL, foreign keys, immediate write transactions) or PostgreSQL (asyncpg).
+
+Also the two statements whose form depends on the dialect, written once: `insert` (for ON CONFLICT) and
+`lock` (a row lock on PostgreSQL; SQLite's write transactions hold the database's lock from BEGIN).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 
@@ -92,3 +98,35 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """One unit of work: commit on success, roll back on any exception."""
     async with sessions() as session, session.begin():
         yield session
+
+
+# -- the dialect's own statements ------------------------------------------------------------------------
+Bindable = AsyncSession | Session | Connection | AsyncConnection
+
+
+def dialect_name(on: Bindable) -> str:
+    bind = on if isinstance(on, Connection | AsyncConnection) else on.get_bind()
+    return bind.dialect.name
+
+
+def insert(on: Bindable | str, table: Any) -> Any:
+    """INSERT into `table` (a model or a Table) in the dialect of `on` (a session, a connection, or a dialect
+    name), so that `.on_conflict_do_nothing(...)` / `.on_conflict_do_update(...)` are there: PostgreSQL's or
+    SQLite's, which spell ON CONFLICT alike."""
+    name = on if isinstance(on, str) else dialect_name(on)
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+Row = TypeVar("Row")
+
+
+async def lock(session: AsyncSession, model: type[Row], id_: int) -> Row | None:
+    """The row `id_` of `model`, read afresh and locked until the transaction ends.
+
+    PostgreSQL: SELECT .. FOR NO KEY UPDATE. It serialises every read-then-write step that locks the same
+    row first (a redemption's balance, a survey's cap, a media report's difference, the seats of an
+    activity, a visit being applied or voided) but not the plain inserts of rows that refer to it, whose
+    foreign-key checks take only KEY SHARE. SQLite: every write transaction began IMMEDIATE (make_engine)
+    and holds the database's write lock already; the row is just read."""
+    pg = dialect_name(session) == "postgresql"
+    return await session.get(model, id_, populate_existing=True, with_for_update={"key_share": True} if pg else None)

@@ -30,11 +30,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import ledger, notify
 from scoring.clock import utcnow
+from scoring.db import dialect_name, insert, lock
 from scoring.ledger import Posted, Refusal
 from scoring.models import (
     Activity,
@@ -83,13 +83,9 @@ class VisitBatch:
     notifications: list[str] = field(default_factory=list)
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    return postgresql.insert(model) if ledger.dialect_name(session) == "postgresql" else sqlite.insert(model)
-
-
 async def add_flag(session: AsyncSession, *, rule: str, hold: bool, visit: Visit, detail: str) -> int | None:
     """Insert a flag unless (rule, visit) has one; returns the new flag's id."""
-    stmt = _insert(session, Flag).values(
+    stmt = insert(session, Flag).values(
         rule=rule, hold=hold, station_id=visit.station_id, talent_id=visit.talent_id, visit_id=visit.id,
         detail=detail, status="open", created_at=utcnow()).on_conflict_do_nothing(
         index_elements=["rule", "visit_id"]).returning(Flag.id)
@@ -114,7 +110,7 @@ async def pending_visits(session: AsyncSession, *, limit: int, exclude: int | No
                                ~dead("apply_visit", Visit.id)).order_by(Visit.id).limit(limit)
     if exclude is not None:
         stmt = stmt.where(Visit.id != exclude)
-    if ledger.dialect_name(session) == "postgresql":
+    if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await session.scalars(stmt)).all())
 
@@ -124,7 +120,7 @@ async def apply_visits(session: AsyncSession, visit_id: int, limits: Thresholds,
     """Apply visit `visit_id` and up to `limit - 1` other pending visits through the fraud rules."""
     now = now or utcnow()
     out = VisitBatch()
-    target = await session.get(Visit, visit_id, with_for_update=True)
+    target = await lock(session, Visit, visit_id)
     visits = ([target] if target is not None else []) + (
         await pending_visits(session, limit=limit - 1, exclude=visit_id) if limit > 1 else [])
     out.visit_ids = [v.id for v in visits]
@@ -264,7 +260,7 @@ async def _tell_hold(session: AsyncSession, flag_id: int, visit: Visit, n: int, 
 async def release_flag(session: AsyncSession, flag_id: int, actor: str, *, now: datetime | None = None) -> Posted:
     """An admin releases a hold: the held visit's entries are posted (once). The caller then enqueues
     `apply_visit` (job id `apply_visit:{visit_id}:release`) so the live boards count them."""
-    flag = await session.get(Flag, flag_id, with_for_update=True)
+    flag = await lock(session, Flag, flag_id)
     if flag is None or not flag.hold or flag.visit_id is None:
         return Posted(refused=Refusal.NOT_FOUND)
     if flag.status == "voided":
@@ -288,14 +284,8 @@ class Voided:
     notifications: list[str] = field(default_factory=list)
 
 
-async def _lock(session: AsyncSession, model: type[Visit] | type[Flag], id_: int) -> None:
-    if ledger.dialect_name(session) == "postgresql":
-        await session.execute(select(model.id).where(model.id == id_).with_for_update())
-
-
 async def _void_visit(session: AsyncSession, visit_id: int, now: datetime) -> list[int]:
-    await _lock(session, Visit, visit_id)  # against a concurrent apply_visit of the same visit
-    visit = await session.get(Visit, visit_id)
+    visit = await lock(session, Visit, visit_id)  # against a concurrent apply_visit of the same visit
     if visit is None:
         return []
     for f in (await session.scalars(select(Flag).where(
@@ -336,14 +326,12 @@ async def apply_void(session: AsyncSession, void_id: int, *, now: datetime | Non
     elif kind == "visit":
         ids, facts = await _void_visit(session, tid, now), [("visit", tid)]
     elif kind == "flag":
-        await _lock(session, Flag, tid)
-        flag = await session.get(Flag, tid)
+        flag = await lock(session, Flag, tid)
         if flag is not None and flag.visit_id is not None:
             flag.status, flag.resolved_at, flag.resolved_by = "voided", now, void.actor
             ids, facts = await _void_visit(session, flag.visit_id, now), [("visit", flag.visit_id)]
     elif kind == "activity":
-        await ledger.lock_row(session, Activity, tid)
-        activity = await session.get(Activity, tid)
+        activity = await lock(session, Activity, tid)
         if activity is not None:
             activity.status = "voided"  # R1 and R2 are not paid for it again
             ids = (await ledger.fact_entries(session, "activity", tid)
@@ -352,7 +340,7 @@ async def apply_void(session: AsyncSession, void_id: int, *, now: datetime | Non
     elif kind == "media":
         report = await session.get(MediaReport, tid)
         if report is not None:
-            await ledger.lock_row(session, Activity, report.activity_id)
+            await lock(session, Activity, report.activity_id)
             report.voided_at = report.voided_at or now
             media_activity = report.activity_id
             ids, facts = await _resettle_media(session, media_activity), [("media", media_activity)]

@@ -30,7 +30,8 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring.ledger import lock_row, talent_balance
+from scoring.db import lock
+from scoring.ledger import talent_balance
 from scoring.models import Gift, Redemption, Station
 
 MAX_NAME: Final = 100
@@ -183,8 +184,7 @@ async def add_gift(session: AsyncSession, *, name: str, cost: int, stock: int, s
 
 async def _live_gift(session: AsyncSession, gift_id: int) -> Gift | GiftRefused:
     """The gift, locked against a redemption applying at the same time, or why it cannot change."""
-    await lock_row(session, Gift, gift_id)
-    gift = await session.get(Gift, gift_id, populate_existing=True)
+    gift = await lock(session, Gift, gift_id)
     if gift is None:
         return GiftRefused(GiftRefusal.NO_GIFT)
     if not gift.active:

@@ -28,11 +28,12 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import periods
 from scoring.clock import utcnow
+from scoring.db import dialect_name, insert, lock
 from scoring.models import (
     Activity,
     Attendance,
@@ -118,8 +119,7 @@ async def post(session: AsyncSession, drafts: Sequence[Draft]) -> Posted:
          "talent_id": d.talent_id, "reverses_id": d.reverses_id, "actor": d.actor, "reason": d.reason}
         for d in drafts
     ]
-    ins = postgresql.insert(Entry) if dialect_name(session) == "postgresql" else sqlite.insert(Entry)
-    stmt = ins.values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(Entry)
+    stmt = insert(session, Entry).values(rows).on_conflict_do_nothing(index_elements=["key"]).returning(Entry)
     async with session.begin_nested():
         new = sorted((await session.scalars(stmt)).all(), key=lambda e: e.id)
         inserted = {e.key for e in new}
@@ -138,10 +138,6 @@ async def post(session: AsyncSession, drafts: Sequence[Draft]) -> Posted:
     if not new:
         return Posted(already=True)
     return Posted(entries=list(new))
-
-
-def dialect_name(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
 
 
 # -- R3 visit ---------------------------------------------------------------------------------------
@@ -215,8 +211,7 @@ async def apply_media(session: AsyncSession, activity_id: int, *, now: datetime 
     from the same "already paid". The entry occurs when the best report was uploaded (a late worker run
     does not move the points into another month).
     """
-    await lock_row(session, Activity, activity_id)
-    activity = await session.get(Activity, activity_id, populate_existing=True)  # read under the lock
+    activity = await lock(session, Activity, activity_id)
     if activity is None:
         return Posted(refused=Refusal.NOT_FOUND)
     if activity.status != "published":
@@ -242,19 +237,6 @@ async def apply_media(session: AsyncSession, activity_id: int, *, now: datetime 
 
 
 # -- R4 survey --------------------------------------------------------------------------------------
-async def lock_row(
-    session: AsyncSession, model: type[Station] | type[Talent] | type[Gift] | type[Activity], id_: int
-) -> None:
-    """Row lock on PostgreSQL; on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
-
-    FOR NO KEY UPDATE: it serialises the ledger's read-then-write steps on that account (redemptions,
-    surveys, media) but not the plain inserts of other entries, whose foreign-key checks only take KEY SHARE.
-    """
-    if dialect_name(session) == "postgresql":
-        # key_share=True renders FOR NO KEY UPDATE on PostgreSQL
-        await session.execute(select(model.id).where(model.id == id_).with_for_update(key_share=True))
-
-
 async def survey_total(session: AsyncSession, station_id: int, year: int) -> int:
     total = await session.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).where(
         Entry.fact_kind == "survey",
@@ -274,7 +256,7 @@ async def apply_survey(session: AsyncSession, survey_id: int, *, now: datetime |
     survey = await session.get(SurveyResult, survey_id)
     if survey is None:
         return Posted(refused=Refusal.NOT_FOUND)
-    await lock_row(session, Station, survey.station_id)
+    await lock(session, Station, survey.station_id)
     key = f"survey:{survey.station_id}:{survey.year}:{survey.id}"
     if await session.scalar(select(Entry.id).where(Entry.key == key)) is not None:
         return Posted(already=True)
@@ -329,8 +311,8 @@ async def apply_redemption(session: AsyncSession, redemption_id: int, *, now: da
     red = await session.get(Redemption, redemption_id)
     if red is None:
         return Posted(refused=Refusal.NOT_FOUND)
-    await lock_row(session, Talent, red.talent_id)
-    await lock_row(session, Gift, red.gift_id)
+    await lock(session, Talent, red.talent_id)
+    await lock(session, Gift, red.gift_id)
     await session.refresh(red)
     if red.status == "applied":
         return Posted(already=True)
@@ -412,11 +394,11 @@ async def apply_visits(session: AsyncSession, visit_ids: Sequence[int]) -> int:
         source = func.unnest(*(
             bindparam(None, [r[c.name] for r in rows], type_=postgresql.ARRAY(c.type)) for c in cols
         )).table_valued(*(c.name for c in cols)).render_derived()
-        stmt = (postgresql.insert(table).from_select(cols, select(*(source.c[c.name] for c in cols)))
+        stmt = (insert(session, table).from_select(cols, select(*(source.c[c.name] for c in cols)))
                 .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
         params = None
     else:  # executemany, which SQLAlchemy sends as multi-row VALUES pages ("insertmanyvalues")
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        stmt = insert(session, table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
         params = rows
     async with session.begin_nested():
         written = set((await session.execute(stmt, params)).scalars().all())

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring.clock import utcnow
+from scoring.db import insert
 from scoring.models import Notification
 
 
@@ -21,10 +21,9 @@ async def add(
 ) -> bool:
     """Queue one message; True when it is new. `payload` holds at least {"text": ...} (the Chinese
     message); template messages also carry {"template": name, "data": {...}}."""
-    ins = postgresql.insert(Notification) if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert(Notification)
     now = utcnow()
-    stmt = ins.values(key=key, openid=openid, channel=channel, created_at=now, next_attempt_at=now,
-                      payload=json.dumps(payload, ensure_ascii=False), status="pending", attempts=0
-                      ).on_conflict_do_nothing(index_elements=["key"]).returning(Notification.id)
+    stmt = insert(session, Notification).values(
+        key=key, openid=openid, channel=channel, created_at=now, next_attempt_at=now,
+        payload=json.dumps(payload, ensure_ascii=False), status="pending", attempts=0,
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(Notification.id)
     return (await session.execute(stmt)).first() is not None

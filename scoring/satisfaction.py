@@ -23,11 +23,11 @@ from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import invitations, outbox
 from scoring.clock import unix
+from scoring.db import insert
 from scoring.models import Activity, Attendance, Satisfaction, Staff, Station, Talent
 
 LOW_SCORE: Final = 2
@@ -93,10 +93,9 @@ async def record(session: AsyncSession, *, talent_id: int, activity_id: int, sco
     if await session.scalar(select(Attendance.id).where(
             Attendance.activity_id == activity_id, Attendance.talent_id == talent_id)) is None:
         return SatisfactionRefused(SatisfactionRefusal.NOT_ATTENDED, activity)
-    ins = postgresql.insert(Satisfaction) if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert(Satisfaction)
-    stmt = ins.values(activity_id=activity_id, talent_id=talent_id, score=score, comment=comment[:MAX_COMMENT],
-                      created_at=now).on_conflict_do_nothing(
+    stmt = insert(session, Satisfaction).values(
+        activity_id=activity_id, talent_id=talent_id, score=score, comment=comment[:MAX_COMMENT], created_at=now,
+    ).on_conflict_do_nothing(
         index_elements=["activity_id", "talent_id"]).returning(Satisfaction)
     row = (await session.scalars(stmt)).first()
     if row is None:

@@ -4,7 +4,7 @@
   talent's district.
 - Capacity (optional per activity) is the only limit: a seat is an active sign-up or a walk-in
   attendance (scoring.visits.seats_taken). The check and the write happen in one transaction that holds
-  the activity: its row is locked (`SELECT .. FOR UPDATE`) on PostgreSQL; on SQLite every transaction takes
+  the activity: its row is locked (scoring.db.lock) on PostgreSQL; on SQLite every transaction takes
   the write lock at BEGIN (scoring.db), so concurrent sign-ups for the last seat are serialised and only
   one wins.
 - Sign-up closes when the activity starts; so does cancelling.
@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import outbox
 from scoring.admin import operators_of
+from scoring.db import lock
 from scoring.models import Activity, Signup, Station, Talent
-from scoring.visits import lock_activity, seats_taken
+from scoring.visits import seats_taken
 
 PAGE_SIZE: Final = 5
 
@@ -117,7 +118,7 @@ async def signup(session: AsyncSession, *, talent_id: int, activity_id: int, now
                  alerts: OperatorAlerts | None = None) -> SignedUp | SignupRefused:
     """Sign the talent up, in the caller's transaction (which holds the activity until it commits); with
     `alerts`, tell the station's operators in the same transaction."""
-    activity = await lock_activity(session, activity_id)
+    activity = await lock(session, Activity, activity_id)
     if activity is None or activity.status != "published":
         return SignupRefused(SignupRefusal.NOT_FOUND)
     if now >= activity.starts_at:
@@ -163,7 +164,7 @@ async def _tell_operators(session: AsyncSession, activity: Activity, row: Signup
 
 async def cancel(session: AsyncSession, *, talent_id: int, activity_id: int, now: datetime
                  ) -> Cancelled | SignupRefused:
-    activity = await lock_activity(session, activity_id)
+    activity = await lock(session, Activity, activity_id)
     if activity is None or activity.status != "published":
         return SignupRefused(SignupRefusal.NOT_FOUND)
     row = await session.scalar(select(Signup).where(

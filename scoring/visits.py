@@ -32,13 +32,12 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from scoring import periods
 from scoring.clock import unix
+from scoring.db import insert, lock
 from scoring.models import Activity, Attendance, Signup, Staff, Station, Talent, Visit
 from scoring.tokens import SceneError, parse_scene
 
@@ -171,10 +170,10 @@ def _inserts(dialect: str) -> tuple[Any, Any]:
     """(accepted insert: ON CONFLICT (credit_key) DO NOTHING RETURNING id, credit_key; plain insert
     RETURNING id in parameter order) for the dialect, built once."""
     if dialect not in _INSERTS:
-        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
         _INSERTS[dialect] = (
-            ins(_VT).on_conflict_do_nothing(index_elements=["credit_key"]).returning(_VT.c.id, _VT.c.credit_key),
-            ins(_VT).returning(_VT.c.id, sort_by_parameter_order=True))
+            insert(dialect, _VT).on_conflict_do_nothing(index_elements=["credit_key"])
+            .returning(_VT.c.id, _VT.c.credit_key),
+            insert(dialect, _VT).returning(_VT.c.id, sort_by_parameter_order=True))
     return _INSERTS[dialect]
 
 
@@ -187,13 +186,6 @@ def personal_code_scan(key: bytes, scene: str, *, operator_openid: str, station_
     if isinstance(parsed, SceneError) or parsed.kind != "talent":
         return replace(base, code_error=Reason.EXPIRED_CODE if parsed is SceneError.EXPIRED else Reason.FORGED_CODE)
     return replace(base, talent_id=int(parsed.ref))
-
-
-def _insert(session: AsyncSession | Session | Connection, model: Any) -> Any:
-    bind = session if isinstance(session, Connection) else session.get_bind()
-    if bind.dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
 
 
 def _row(scan: Scan, talent_id: int | None, station_id: int | None, reason: Reason | None) -> dict[str, Any]:
@@ -327,15 +319,6 @@ class Attended:
     walk_in: bool = False
 
 
-async def lock_activity(session: AsyncSession, activity_id: int) -> Activity | None:
-    """The activity, its row locked for this transaction on PostgreSQL (capacity checks); SQLite
-    transactions already hold the database's write lock from BEGIN IMMEDIATE (scoring.db)."""
-    stmt = select(Activity).where(Activity.id == activity_id).execution_options(populate_existing=True)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return (await session.scalars(stmt)).first()
-
-
 async def seats_taken(session: AsyncSession, activity_id: int) -> int:
     """Active sign-ups plus walk-in attendances (attendees without an active sign-up)."""
     signed = (await session.scalars(select(Signup.talent_id).where(
@@ -351,7 +334,7 @@ async def record_attendance(session: AsyncSession, *, openid: str, activity_id: 
     verification comes as `code_error`). Records the attendance and the R3 visit; refusals are stored
     as rejected visits like any other scan."""
     scan = Scan(openid=openid, at=at, source=Source.ACTIVITY, code_error=code_error)
-    activity = await lock_activity(session, activity_id) if activity_id is not None and code_error is None \
+    activity = await lock(session, Activity, activity_id) if activity_id is not None and code_error is None \
         else None
     if activity is not None:
         scan = replace(scan, activity_id=activity.id, station_id=activity.station_id)
@@ -360,7 +343,7 @@ async def record_attendance(session: AsyncSession, *, openid: str, activity_id: 
         station_id = activity.station_id if activity is not None else None
         row = _row(scan, talent_id, station_id, reason)
         table = Visit.__table__
-        vid = (await session.execute(_insert(session, table).values(row).returning(table.c.id))).scalar_one()
+        vid = (await session.execute(insert(session, table).values(row).returning(table.c.id))).scalar_one()
         return Rejected(reason, VisitRecord(id=vid, **row))
 
     if code_error is not None:

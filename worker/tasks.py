@@ -40,12 +40,11 @@ import redis.exceptions as redis_errors
 from arq import Retry, cron
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy import exc as sa_errors
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import fraud, ledger, live, notify
 from scoring.clock import utcnow
-from scoring.db import transaction
+from scoring.db import insert, transaction
 from scoring.ledger import Posted
 from scoring.models import (
     Activity,
@@ -275,8 +274,7 @@ async def _guarded(ctx: dict[str, Any], task: str, fact_id: int, run: Callable[[
 async def dead_letter(sessions: async_sessionmaker[AsyncSession], task: str, fact_id: int, reason: str) -> None:
     """Record (or count again) a fact that could not be applied."""
     async with transaction(sessions) as s:
-        ins = postgresql.insert(DeadLetter) if ledger.dialect_name(s) == "postgresql" else sqlite.insert(DeadLetter)
-        stmt = ins.values(task=task, fact_id=fact_id, reason=reason, attempts=1, created_at=utcnow())
+        stmt = insert(s, DeadLetter).values(task=task, fact_id=fact_id, reason=reason, attempts=1, created_at=utcnow())
         await s.execute(stmt.on_conflict_do_update(
             index_elements=["task", "fact_id"],
             set_={"reason": stmt.excluded.reason, "attempts": DeadLetter.attempts + 1, "resolved_at": None}))
