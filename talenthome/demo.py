@@ -701,6 +701,16 @@ async def counts(session: AsyncSession) -> tuple[int, int]:
     return int(stations or 0), int(talents or 0)
 
 
+DEMO_ACTOR = "talenthome demo"
+
+
+async def made_by_demo(session: AsyncSession) -> bool:
+    """Whether the demo built this database (its audit row is there). `--force` wipes only such a database:
+    a real city's data, mistakenly pointed at by DATABASE_URL, is never deleted by the demo."""
+    found = await session.scalar(select(func.count(AuditLog.id)).where(AuditLog.actor == DEMO_ACTOR))
+    return bool(found)
+
+
 async def wipe(session: AsyncSession) -> None:
     """Delete every row of every table of the schema (`demo --force`), in the caller's transaction."""
     tables = list(reversed(Base.metadata.sorted_tables))
@@ -748,7 +758,7 @@ async def build(session: AsyncSession, redis: Redis, settings: Settings, *, now:
     stations, talents = await counts(session)
     bound = int(await session.scalar(select(func.count(Talent.id)).where(Talent.openid.is_not(None))) or 0)
     counties = int(await session.scalar(select(func.count(func.distinct(Station.county)))) or 0)
-    session.add(AuditLog(actor="talenthome demo", role="admin", at=now, command=f"demo --seed {seed}",
+    session.add(AuditLog(actor=DEMO_ACTOR, role="admin", at=now, command=f"demo --seed {seed}",
                          outcome=f"sample city: {stations} stations, {talents} talents, {entries} entries"))
     first, st = city.talents[0], city.demo_station()
     assert first.openid is not None

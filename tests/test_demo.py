@@ -251,11 +251,14 @@ async def test_refuses_a_database_that_is_not_empty(sqlite_url: str, redis_url: 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     assert "not empty" in result.stderr and "--force" in result.stderr
+    # A real city's data is never wiped, not even with --force: only a database the demo built.
+    forced = await run_cli("demo", "--force", env={"DATABASE_URL": sqlite_url, "REDIS_URL": redis_url})
+    assert forced.returncode == 2 and forced.stderr.count("\n") == 1 and "did not make" in forced.stderr
     async with make_sessionmaker(engine)() as s:
         assert await s.scalar(select(func.count(Station.id))) == 0
         assert await s.scalar(select(func.count(Talent.id))) == 1
     await engine.dispose()
-    help_text = (await run_cli("demo", "--help", env={})).stdout
+    help_text = " ".join((await run_cli("demo", "--help", env={})).stdout.split())
     assert "--force" in help_text and "DELETE EVERY ROW" in help_text
 
 

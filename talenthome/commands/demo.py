@@ -43,9 +43,11 @@ Dates are relative to now; the same --seed at the same moment builds the same ci
 and the station code to try with `talenthome chat` and `talenthome qr station`. Run `talenthome migrate`
 first; stop the bot and the worker while it runs."""
 
-FORCE_HELP = ("on a database that is not empty: DELETE EVERY ROW OF EVERY TABLE first (stations, talents, "
-              "staff, the whole ledger and history) and drop the platform's Redis state and queue, then build "
-              "the demo. Never use it on a database you want to keep")
+FORCE_HELP = ("on a database that an earlier `talenthome demo` built: DELETE EVERY ROW OF EVERY TABLE first "
+              "(stations, talents, staff, the whole ledger and history) and drop the platform's Redis state and "
+              "queue, then build the demo again. A database the demo did not build is never wiped")
+NOT_A_DEMO = ("the database holds data that `talenthome demo` did not make ({} stations, {} talents): the demo "
+              "never deletes a real city's data, even with --force; point DATABASE_URL at an empty database")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,7 +75,9 @@ def demo_command(args: argparse.Namespace) -> int:
         where = ".".join(str(x) for x in first.get("loc", ())).upper() or "settings"
         raise CliError(f"bad configuration: {where}: {first.get('msg', 'invalid value')}") from None
     now = utcnow()
-    found = _database_call(lambda: asyncio.run(_counts(settings)))
+    found, by_demo = _database_call(lambda: asyncio.run(_counts(settings)))
+    if found != (0, 0) and args.force and not by_demo:
+        raise CliError(NOT_A_DEMO.format(*found))
     if found != (0, 0) and not args.force:
         raise CliError(f"the database is not empty ({found[0]} stations, {found[1]} talents): the demo fills an "
                        "empty database only; `talenthome demo --force` deletes everything in it first")
@@ -102,9 +106,9 @@ def _database_call(call: Callable[[], T]) -> T:
         raise CliError(f"database error: {text.splitlines()[0] if text else type(err).__name__}{hint}") from None
 
 
-async def _counts(settings: Settings) -> tuple[int, int]:
+async def _counts(settings: Settings) -> tuple[tuple[int, int], bool]:
     async with database(settings) as sessions, sessions() as s:
-        return await demo.counts(s)
+        return await demo.counts(s), await demo.made_by_demo(s)
 
 
 async def run(settings: Settings, url: str, *, now: datetime, seed: int, force: bool,
@@ -121,6 +125,8 @@ async def run(settings: Settings, url: str, *, now: datetime, seed: int, force: 
                         if not force:
                             raise CliError(f"the database is not empty ({found[0]} stations, {found[1]} "
                                            "talents); `talenthome demo --force` deletes everything in it first")
+                        if not await demo.made_by_demo(s):
+                            raise CliError(NOT_A_DEMO.format(*found))
                         await demo.wipe(s)
                     built = await demo.build(s, client, settings, now=now, seed=seed, size=size, step=step)
                 step(0, description="从积分流水重建排行榜")
