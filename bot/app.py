@@ -24,6 +24,7 @@ from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
 from scoring.db import make_engine, make_sessionmaker
 from scoring.settings import Settings
+from web import app as web_app
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Appl
     app.router.add_get("/wechat", view.get)
     app.router.add_post("/wechat", view.post)
     app.router.add_get("/healthz", healthz)
+    web_app.setup(app, lambda a: a[DEPS_KEY])  # the API, login and pages (web/), on the same port
 
     async def startup(app: web.Application) -> None:
         app[DEPS_KEY] = await build_deps(settings, handler_budget_s=handler_budget_s)

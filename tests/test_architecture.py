@@ -12,6 +12,7 @@ FORBIDDEN = {
     "scoring": {"bot", "worker", "talenthome", "aiohttp", "arq", "wechatpy"},
     "bot": {"worker", "talenthome"},
     "worker": {"bot", "talenthome"},
+    "web": {"bot", "worker", "talenthome", "wechatpy"},
 }
 
 
@@ -125,3 +126,26 @@ def test_one_engine_factory() -> None:
             if name in ("create_engine", "create_async_engine"):
                 offences.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offences == []
+
+
+def test_the_window_holds_no_sql() -> None:
+    """web/ (the API and pages) reads and writes through scoring/ only: no module of it imports SQLAlchemy
+    (web/deps.py names the session factory's type in its Protocol, nothing else) or scoring.models."""
+    offences = []
+    for path in _py_files("web"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                if name.split(".")[0] == "sqlalchemy" and path.name != "deps.py":
+                    offences.append(f"{path.relative_to(ROOT)} imports {name}")
+                if name == "scoring.models" or name.startswith("scoring.db"):
+                    offences.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offences == []
+
+
+def test_the_window_imports_scoring_and_is_mounted_by_the_bot() -> None:
+    """web/ is on the domain (scoring/) and the bot's composition root mounts it: bot/app.py calls
+    web.app.setup, so the API and pages share the /wechat port."""
+    assert "scoring" in set().union(*(imported_roots(p) for p in _py_files("web")))
+    assert "web" in imported_roots(ROOT / "bot" / "app.py")
