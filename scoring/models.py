@@ -49,6 +49,9 @@ class Station(Base):
     demotion_streak: Mapped[int] = mapped_column(Integer, default=0)
     delisted_at: Mapped[datetime | None] = mapped_column(DateTime)
     delisted_reason: Mapped[str | None] = mapped_column(Text)
+    # The station's card on the window (web/): where it is and when it is open, as people write them.
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    opening_hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     __table_args__ = (
