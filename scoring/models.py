@@ -52,6 +52,8 @@ class Station(Base):
     # The station's card on the window (web/): where it is and when it is open, as people write them.
     address: Mapped[str] = mapped_column(String(300), default="", server_default="")
     opening_hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # The kiosk link's key version (scoring/kiosk.py): an admin's rotation makes earlier links show nothing.
+    kiosk_key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     __table_args__ = (

@@ -38,15 +38,17 @@ row is given up with the reason "no template configured; ... outside the custome
 
 Station QR codes
 ----------------
-`issue_station_qrs` (cron, every minute) makes sure every active station has its scene (SPEC 5,
-`scoring.tokens.station_scene`) for the current and the next rotation window issued as a temporary QR code
-(`qrcode/create`, expiring after two windows, so a code issued any time in the window before still covers
-its own window to the end). Records `{code, scene, ticket, url, content, window, valid_from, valid_until,
-expires_at}` live in Redis under `th:qr:{code}:{window}` and, for the current window, `th:qr:{code}`;
-`current_qr(redis, code)` reads them. Stations whose windows are issued already are skipped (one MGET per
-thousand stations); the rest are issued with a concurrency cap and a time budget, current windows first.
-After a run of consecutive transient failures (WeChat unreachable, rate limited) the run stops; failures
-are retried the next minute and summarised in one log line per run.
+`issue_station_qrs` (cron, every minute) makes sure every active station whose kiosk is open (its page
+polled in the last ten minutes) or that was asked for (`talenthome qr station`; both in the sorted set
+`scoring.kiosk.OPEN_KEY`) has its scene (SPEC 5, `scoring.tokens.station_scene`) for the current and the
+next rotation window issued as a temporary QR code (`qrcode/create`, expiring after two windows, so a code
+issued any time in the window before still covers its own window to the end); a kiosk that opens enqueues
+`issue_station_qr(code)` so it need not wait for the minute. Records `{code, scene, ticket, url, content,
+window, valid_from, valid_until, expires_at}` live in Redis under `th:qr:{code}:{window}` and, for the
+current window, `th:qr:{code}`; `current_qr(redis, code)` reads them. Stations whose windows are issued
+already are skipped (one MGET per thousand stations); the rest are issued with a concurrency cap and a time
+budget, current windows first. After a run of consecutive transient failures (WeChat unreachable, rate
+limited) the run stops; failures are retried the next minute and summarised in one log line per run.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -66,8 +68,12 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scoring import kiosk
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.kiosk import current_qr as current_qr  # re-exported: the QR records' reader lives in scoring
+from scoring.kiosk import load_qr as _load
+from scoring.kiosk import qr_key
 from scoring.models import Notification, Station
 from scoring.settings import Settings
 from scoring.tokens import station_scene
@@ -148,7 +154,13 @@ async def issue_station_qrs(ctx: dict[str, Any]) -> dict[str, int]:
         return {"issued": 0, "skipped": 0, "failed": 0}
 
 
-FUNCTIONS: Final = [deliver_notification]
+async def issue_station_qr(ctx: dict[str, Any], code: str) -> dict[str, int]:
+    """Issue one station's QR codes now (a kiosk just opened; enqueued by the kiosk page, job id
+    `qr:{code}:{window}`), instead of waiting for the next minute's cron."""
+    return await issue_qrs(ctx["redis"], ctx["sessions"], ctx["wechat"], ctx["settings"], codes=(code,))
+
+
+FUNCTIONS: Final = [deliver_notification, issue_station_qr]
 CRON: Final = [
     cron(sweep_outbox, name="push:sweep_outbox", second={0, 10, 20, 30, 40, 50}, run_at_startup=True,
          timeout=30),
@@ -307,55 +319,30 @@ async def enqueue_due(redis: ArqRedis, sessions: async_sessionmaker[AsyncSession
 # -- station QR codes --------------------------------------------------------------------------------
 
 
-def qr_key(code: str, window: int | None = None) -> str:
-    return f"th:qr:{code}" if window is None else f"th:qr:{code}:{window}"
-
-
-def _load(raw: bytes | str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-async def current_qr(redis: Redis, code: str, *, now: float | None = None) -> dict[str, Any] | None:
-    """The station's QR for the current rotation window: {code, scene, ticket, url, content, window,
-    valid_from, valid_until, expires_at} (unix seconds), or None when none is issued (yet)."""
-    now = time.time() if now is None else now
-    rec = _load(await redis.get(qr_key(code)))
-    if rec is None:
-        return None
-    if rec["valid_from"] <= now < rec["valid_until"]:
-        return rec
-    rotation = rec["valid_until"] - rec["valid_from"]
-    window = int(now) // rotation
-    newer = _load(await redis.get(qr_key(code, window)))
-    if newer is not None:
-        return newer
-    # Not promoted yet (the cron runs each minute): the last window's scene is still valid (grace).
-    return rec if window <= rec["window"] + 1 else None
-
-
-async def _active_codes(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+async def _active_codes(sessions: async_sessionmaker[AsyncSession], among: Collection[str]) -> list[str]:
+    if not among:
+        return []
     async with sessions() as s:
-        return list((await s.scalars(select(Station.code).where(Station.status == "active")
+        return list((await s.scalars(select(Station.code).where(Station.status == "active",
+                                                                Station.code.in_(sorted(among)))
                                      .order_by(Station.code))).all())
 
 
 async def issue_qrs(redis: Redis, sessions: async_sessionmaker[AsyncSession], client: WeChatClient,
                     settings: Settings, *, now: float | None = None, concurrency: int = QR_CONCURRENCY,
-                    budget_s: float = QR_BUDGET_S) -> dict[str, int]:
-    """One run of the QR cron: {"issued", "skipped", "failed"} (pairs of station and window)."""
+                    budget_s: float = QR_BUDGET_S, codes: Collection[str] | None = None) -> dict[str, int]:
+    """One run of the QR cron: {"issued", "skipped", "failed"} (pairs of station and window). Only for
+    active stations among `codes`, by default those whose kiosk is open or that were asked for
+    (scoring.kiosk.open_codes): tickets on demand, not for every station every window."""
     now = time.time() if now is None else now
+    if codes is None:
+        codes = await kiosk.open_codes(redis, now)
     rotation = settings.station_code_rotation_s
     current = int(now) // rotation
     windows = (current, current + 1)
     todo: list[tuple[int, str]] = []
     skipped = 0
-    codes = await _active_codes(sessions)
+    codes = await _active_codes(sessions, codes)
     for i in range(0, len(codes), _CHUNK):
         chunk = codes[i:i + _CHUNK]
         keys = [qr_key(code, w) for code in chunk for w in windows] + [qr_key(code) for code in chunk]

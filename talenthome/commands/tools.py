@@ -146,6 +146,9 @@ async def _wechat_qr_url(settings: Any, code: str) -> str | None:
     client = aioredis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     try:
         async with asyncio.timeout(3):
+            from scoring.kiosk import ask
+
+            await ask(client, code)  # the worker issues tickets only for open kiosks and asked stations
             record = await current_qr(client, code)
     except Exception:
         return None

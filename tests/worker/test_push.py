@@ -21,7 +21,7 @@ from arq.worker import Worker
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import outbox
+from scoring import kiosk, outbox
 from scoring.clock import utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
 from scoring.models import Notification
@@ -349,10 +349,37 @@ async def stations(sessions: Sessions, *codes: str, delisted: tuple[str, ...] = 
             await f.station(s, code, status="delisted")
 
 
+async def open_kiosks(redis, *codes: str, at: float | None = None) -> None:
+    for code in codes:
+        await kiosk.ask(redis, code, at)
+
+
+async def test_qr_codes_only_for_open_kiosks_and_asked_stations(sqlite_sessions, redis, client, settings,
+                                                               fake_wechat):
+    """10,000 stations x 288 windows a day is beyond WeChat's quota: tickets only where a kiosk is open."""
+    await stations(sqlite_sessions, "KA", "KB", "KC", "KD")
+    now = time.time()
+    assert await push.issue_qrs(redis, sqlite_sessions, client, settings, now=now) == {"issued": 0, "skipped": 0,
+                                                                                     "failed": 0}
+    await open_kiosks(redis, "KA", at=now - 5)  # its kiosk page polled just now
+    await open_kiosks(redis, "KB", at=now - kiosk.OPEN_FOR_S - 1)  # a kiosk closed long ago
+    assert await push.issue_qrs(redis, sqlite_sessions, client, settings, now=now) == {"issued": 2, "skipped": 0,
+                                                                                     "failed": 0}
+    assert {r.json["action_info"]["scene"]["scene_str"].split(":")[1] for r in fake_wechat.calls("qr")} == {"KA"}
+    assert await push.current_qr(redis, "KB", now=now) is None
+    assert await kiosk.open_codes(redis, now) == {"KA"}  # the stale mark is gone
+    # An explicit ask (talenthome qr station, the kiosk's first poll's job) issues that one station.
+    assert (await push.issue_station_qr({"redis": redis, "sessions": sqlite_sessions, "wechat": client,
+                                         "settings": settings}, "KC"))["issued"] == 2
+    assert (await push.current_qr(redis, "KC"))["scene"].startswith("st:KC:")
+    assert await push.current_qr(redis, "KD") is None
+
+
 async def test_qr_codes_issued_per_active_station_per_window_once(sqlite_sessions, redis, client, settings,
                                                                   fake_wechat):
     sessions = sqlite_sessions
     await stations(sessions, "QA", "QB", delisted=("QX",))
+    await open_kiosks(redis, "QA", "QB", "QX")
     rot = settings.station_code_rotation_s
     now = time.time()
     w = int(now) // rot
@@ -386,6 +413,7 @@ async def test_qr_codes_issued_per_active_station_per_window_once(sqlite_session
 
 async def test_qr_failures_are_retried_next_run(sqlite_sessions, redis, client, settings, fake_wechat):
     await stations(sqlite_sessions, "QA", "QB")
+    await open_kiosks(redis, "QA", "QB")
     fake_wechat.script("qr", 45009, Reply(status=500))
     now = time.time()
     first = await push.issue_qrs(redis, sqlite_sessions, client, settings, now=now, concurrency=1)
@@ -399,6 +427,7 @@ async def test_qr_failures_are_retried_next_run(sqlite_sessions, redis, client, 
 async def test_qr_issuing_respects_the_concurrency_cap(sqlite_sessions, redis, client, settings, fake_wechat):
     codes = [f"Q{i:03d}" for i in range(30)]
     await stations(sqlite_sessions, *codes)
+    await open_kiosks(redis, *codes)
     fake_wechat.script("qr", *[Reply(delay=0.02)] * 60)
     result = await push.issue_qrs(redis, sqlite_sessions, client, settings, concurrency=4)
     assert result == {"issued": 60, "skipped": 0, "failed": 0}
@@ -408,6 +437,7 @@ async def test_qr_issuing_respects_the_concurrency_cap(sqlite_sessions, redis, c
 async def test_qr_cron_fails_soft_when_wechat_is_unreachable(sqlite_sessions, redis, settings, caplog, monkeypatch):
     monkeypatch.setattr(push, "_throttled", push._Throttled())
     await stations(sqlite_sessions, *[f"Q{i:03d}" for i in range(100)])
+    await open_kiosks(redis, *[f"Q{i:03d}" for i in range(100)])
     dead = settings.model_copy(update={"wechat_api_base": "http://127.0.0.1:9/"})
     ctx = {"redis": redis, "sessions": sqlite_sessions, "settings": dead}
     await push.startup(ctx)
