@@ -3,6 +3,12 @@
 Kinds: month-board, year-board (with stars and eligibility), rating (moves, delistings, subsidy list),
 activities (sign-ups, attendance, satisfaction rate, points), audit, gifts (the catalogue as it is now:
 where each gift is offered, cost, stock, how many were redeemed, on offer or retired; no period).
+
+Every text is written as text: titles, names, comments and audit arguments come from people, and openpyxl
+would store a string starting with `=` as a live formula (a `=HYPERLINK(...)` title in the file officials
+open). `_sheet` marks every string cell as a string (`data_type "s"`), so `=`, `+`, `-`, `@`, a tab or a
+carriage return at the start stays exactly what was typed. (XML reads a carriage return back as a line
+feed, so `_sheet` writes line ends as line feeds: what a reader gets is what was written.)
 """
 
 from __future__ import annotations
@@ -56,6 +62,11 @@ def _sheet(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) ->
         cell.font = Font(bold=True)
     for row in rows:
         ws.append(list(row))
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                if "\r" in cell.value:
+                    cell.value = cell.value.replace("\r\n", "\n").replace("\r", "\n")
+                cell.data_type = "s"  # text, never a formula (see the module's docstring)
     for i, h in enumerate(headers):
         ws.column_dimensions[ws.cell(row=2, column=i + 1).column_letter].width = max(10, len(h) * 2 + 4)
     return wb

@@ -5,6 +5,9 @@ gifts: `name,cost,stock,station,description` (station: a station code, or empty 
 
 - CSV is UTF-8 with a header row (a UTF-8 BOM, as Excel writes it, is accepted); XLSX is read from its
   first sheet, header in row 1, and its dates may be real Excel dates.
+- A formula in an XLSX cell is read as its value (the result Excel saved with the file), never as text to
+  store: a formula with no saved value (a file written by a program, not saved by Excel) is refused,
+  naming its row and field, rather than imported as empty or as "=...".
 - Every row is validated before anything is written: one bad row and nothing of the file is imported.
   The error names the line (CSV) or sheet row (XLSX) and the field. A key twice in one file is an error.
 - Re-importing updates the imported fields of existing rows (by station code / cert_no) and never
@@ -23,8 +26,10 @@ gifts: `name,cost,stock,station,description` (station: a station code, or empty 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -205,21 +210,61 @@ def _rows_csv(path: Path, expected: Sequence[str]) -> Iterator[RawRow]:
             raise _fail(f"the file is empty; expected a header row {','.join(expected)}")
 
 
+_FORMULA_TAG: Final = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s/>]")
+
+
+def _has_formulas(path: Path) -> bool:
+    """Whether any sheet of the workbook holds a formula element (`<f>`): a streamed scan of the sheets'
+    XML, so the common file without formulas is parsed once."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                    continue
+                with z.open(name) as member:
+                    tail = b""
+                    while chunk := member.read(1 << 20):
+                        if _FORMULA_TAG.search(tail + chunk):
+                            return True
+                        tail = chunk[-32:]
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return True  # cannot tell: look at every cell
+    return False
+
+
+def _unsaved_formula(cells: Sequence[object], typed: Sequence[Any], header: Sequence[str | None] | None,
+                     line: int) -> None:
+    """Refuse a formula cell whose value Excel never saved (openpyxl reads it as None)."""
+    for i, (value, cell) in enumerate(zip(cells, typed, strict=False)):
+        if value is None and getattr(cell, "data_type", None) == "f":
+            field = header[i] if header is not None and i < len(header) else None
+            formula = str(cell.value)[:40]
+            raise _fail(f"holds a formula with no saved value ({formula!r}); open the file in Excel and save "
+                        "it, or paste the values in place of the formulas", where="row", line=line, field=field)
+
+
 def _rows_xlsx(path: Path, expected: Sequence[str]) -> Iterator[RawRow]:
     from openpyxl import load_workbook  # imported here: only XLSX imports pay for it
 
+    shadow = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # style warnings about files from other tools
             book = load_workbook(path, read_only=True, data_only=True)
+            if _has_formulas(path):  # the same sheet again, with formulas, to see which cells are formulas
+                shadow = load_workbook(path, read_only=True, data_only=False)
     except Exception as err:  # openpyxl raises zip, XML and key errors for a broken file
         raise _fail(f"not a readable .xlsx workbook ({type(err).__name__})") from None
     try:
         if not book.worksheets:
             raise _fail("the workbook has no sheet")
         sheet = book.worksheets[0]
+        typed_rows: Iterator[Any] = shadow.worksheets[0].iter_rows() if shadow else itertools.repeat(None)
         header: list[str | None] | None = None
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+        rows = zip(sheet.iter_rows(values_only=True), typed_rows, strict=False)  # repeat(None) is endless
+        for number, (cells, typed) in enumerate(rows, start=1):
+            if typed is not None:
+                _unsaved_formula(cells, typed, header, number)
             if header is None:
                 if not any(_text(c) for c in cells):
                     continue  # empty rows above the header
@@ -232,6 +277,8 @@ def _rows_xlsx(path: Path, expected: Sequence[str]) -> Iterator[RawRow]:
             raise _fail(f"the first sheet is empty; expected a header row {','.join(expected)}")
     finally:
         book.close()
+        if shadow is not None:
+            shadow.close()
 
 
 def _raw(cells: Sequence[object], header: Sequence[str | None], line: int, where: str) -> RawRow | None:
