@@ -7,6 +7,9 @@ Rules (SPEC 5-6, issue 3):
 - Plain mode's signature does not cover the body, so a timestamp more than 300 s from now is 403, and a
   reused (timestamp, nonce) whose body differs from the first one is 403 (the same body again is a retry).
 - A body over 1 MiB is 413; malformed XML, or any DOCTYPE or entity, is 400 before a parser sees it.
+- With an AES key configured (safe mode) a callback without `encrypt_type=aes` is 403: its signature covers
+  no body, so anyone who knows the token could speak for any openid. WECHAT_COMPATIBLE_MODE=1 (WeChat's
+  compatible mode) accepts plain callbacks too. A plain body that is not UTF-8 is 400.
 - De-duplication in Redis: messages by MsgId, events by FromUserName + CreateTime + Event + EventKey. A retry
   gets the first answer again (the rendered reply is cached); while the first attempt still runs, a retry
   waits for it instead of running twice.
@@ -189,6 +192,9 @@ class WebhookView:
             return web.Response(status=413, text="too large")
 
         safe = q.get("encrypt_type") == "aes"
+        if not safe and deps.crypto is not None and not deps.settings.wechat_compatible_mode:
+            log.info("refused callback: plain in safe mode (set WECHAT_COMPATIBLE_MODE=1 to accept both)")
+            return web.Response(status=403, text="encrypted callbacks only")
         try:
             outer = parse_xml(body)
             if safe:
@@ -207,7 +213,10 @@ class WebhookView:
                 raw = parse_xml(plain.encode() if isinstance(plain, str) else plain)
             else:
                 raw = outer
-                plain = body.decode("utf-8")
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise BadRequest("not UTF-8") from None
             for required in ("ToUserName", "FromUserName", "MsgType"):
                 if not isinstance(raw.get(required), str) or not raw.get(required):
                     raise BadRequest(f"missing {required}")

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     wechat_appid: str = DEMO_APPID
     wechat_secret: SecretStr = SecretStr(DEMO_SECRET)
     wechat_aes_key: SecretStr | None = None
+    # WECHAT_AES_KEY set: only encrypted callbacks (encrypt_type=aes) are accepted, unless the account is in
+    # WeChat's compatible mode (明文/密文兼容模式) and WECHAT_COMPATIBLE_MODE=1 says plain ones are fine too.
+    wechat_compatible_mode: bool = False
     wechat_api_base: str = "https://api.weixin.qq.com/"
     # Template message ids (worker/push.py). WECHAT_TEMPLATES maps a payload's "template" name to its id
     # (JSON, e.g. {"rank": "..."}); a name without one uses WECHAT_TEMPLATE_NOTICE (text in its `content`
@@ -41,6 +44,10 @@ class Settings(BaseSettings):
     # Rules parameters (SPEC section 2 and 3).
     activity_lead_hours: int = 24
     activity_min_attendees: int = 1
+    # An activity's code credits from ACTIVITY_CODE_GRACE_MINUTES before its start to as many after its end;
+    # publishing an activity longer than ACTIVITY_MAX_HOURS takes an admin.
+    activity_code_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    activity_max_hours: int = Field(default=12, ge=1)
     rating_cohort: str = Field(default="all", pattern="^(all|type)$")
     subsidy_new_home_cny: int = 50_000
     subsidy_new_community_cny: int = 100_000
