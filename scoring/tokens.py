@@ -2,6 +2,10 @@
 personal code `tl:<token>`. Tokens are HMAC-SHA256 (truncated to 72 bits) over the scene and its issue
 time. Station codes rotate every `rotation_s` seconds and stay valid one more window (grace); a talent's
 personal code lives `TALENT_CODE_TTL_S`. Every scene string is at most 64 characters (WeChat's limit).
+
+A scanned string is anything a camera read: non-ASCII, control characters or half a code are refused as
+MALFORMED or FORGED, never raised (MACs are compared as bytes). An activity's code credits only inside the
+activity's window (`activity_window`): `grace` before its start until `grace` after its end.
 """
 
 from __future__ import annotations
@@ -10,18 +14,38 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 MAX_SCENE: Final = 64
 TALENT_CODE_TTL_S: Final = 600
 _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+ACTIVITY_GRACE: Final = timedelta(minutes=30)  # the ACTIVITY_CODE_GRACE_MINUTES setting's default
 
 
 class SceneError(StrEnum):
     MALFORMED = "malformed"
     FORGED = "forged"
     EXPIRED = "expired"
+
+
+class Window(StrEnum):
+    """Why an activity's code does not credit now."""
+
+    NOT_STARTED = "not_started"  # earlier than `grace` before the start
+    ENDED = "ended"  # later than `grace` after the end
+
+
+def activity_window(at: datetime, starts_at: datetime, ends_at: datetime,
+                    grace: timedelta = ACTIVITY_GRACE) -> Window | None:
+    """None when a scan of an activity's code at `at` credits: from `grace` before `starts_at` until `grace`
+    after `ends_at` (all naive UTC). However old the printed code, a scan outside this window does not."""
+    if at < starts_at - grace:
+        return Window.NOT_STARTED
+    if at > ends_at + grace:
+        return Window.ENDED
+    return None
 
 
 def _b36(n: int) -> str:
@@ -44,6 +68,14 @@ def _unb36(s: str) -> int:
 def _mac(key: bytes, message: str) -> str:
     digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:9]
     return base64.urlsafe_b64encode(digest).decode()
+
+
+def _signed(key: bytes, mac: str, message: str) -> bool:
+    """`mac` is the MAC of `message`, compared in constant time as bytes: compare_digest raises TypeError
+    on a str with non-ASCII characters, and a scanned code may hold anything."""
+    if not mac.isascii():
+        return False
+    return hmac.compare_digest(mac.encode(), _mac(key, message).encode())
 
 
 @dataclass(frozen=True)
@@ -81,7 +113,7 @@ def parse_scene(key: bytes, scene: str, now: float, rotation_s: int = 300) -> Sc
             _, code, token = scene.split(":")
             w, mac = token.split(".")
             window = _unb36(w)
-            if not code or not hmac.compare_digest(mac, _mac(key, f"st:{code}:{w}")):
+            if not code or not _signed(key, mac, f"st:{code}:{w}"):
                 return SceneError.FORGED
             current = int(now) // rotation_s
             if not current - 1 <= window <= current:
@@ -90,12 +122,12 @@ def parse_scene(key: bytes, scene: str, now: float, rotation_s: int = 300) -> Sc
         if scene.startswith("ac:"):
             _, ref, token = scene.split(":")
             t, mac = token.split(".")
-            if not ref.isdigit() or not hmac.compare_digest(mac, _mac(key, f"ac:{ref}:{t}")):
+            if not (ref.isascii() and ref.isdigit()) or not _signed(key, mac, f"ac:{ref}:{t}"):
                 return SceneError.FORGED
             return Scene("activity", ref, _unb36(t))
         if scene.startswith("tl:"):
             i, t, mac = scene[3:].split(".")
-            if not hmac.compare_digest(mac, _mac(key, f"tl:{i}:{t}")):
+            if not _signed(key, mac, f"tl:{i}:{t}"):
                 return SceneError.FORGED
             issued = _unb36(t)
             if not issued - 60 <= now <= issued + TALENT_CODE_TTL_S:
