@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     # WeChat's compatible mode (明文/密文兼容模式) and WECHAT_COMPATIBLE_MODE=1 says plain ones are fine too.
     wechat_compatible_mode: bool = False
     wechat_api_base: str = "https://api.weixin.qq.com/"
+    # The window (web/): WeChat's OAuth authorize page (H5 login, snsapi_base) and the mini program's own
+    # appid/secret for sns/jscode2session (empty: the official account's). WEB_BASE_URL is the public origin
+    # the OAuth redirect comes back to (empty: the request's own scheme and Host).
+    wechat_oauth_base: str = "https://open.weixin.qq.com/"
+    miniprogram_appid: str = ""
+    miniprogram_secret: SecretStr | None = None
+    web_base_url: str = ""
     # Template message ids (worker/push.py). WECHAT_TEMPLATES maps a payload's "template" name to its id
     # (JSON, e.g. {"rank": "..."}); a name without one uses WECHAT_TEMPLATE_NOTICE (text in its `content`
     # field). Neither set: the text goes as a customer-service message (only inside the 48-hour window).

@@ -1,8 +1,12 @@
 """A fake of WeChat's server API on loopback, for the outgoing client (SPEC 4).
 
 It plays `cgi-bin/stable_token`, `message/template/send`, `message/custom/send` and `qrcode/create` the way
-the platform documents them, checks the access token like WeChat does (a revoked or unknown token gets
-40001), records every request, and answers from a per-endpoint queue of scripted responses first:
+the platform documents them, and the logins of the window (web/auth.py): `sns/jscode2session` (a mini
+program's `wx.login` code), `sns/oauth2/access_token` and the OAuth authorize page
+`connect/oauth2/authorize`, which redirects straight back with a code for `oauth_user` (as a phone whose
+WeChat user is `oauth_user` would). Codes come from `login_code(openid)`; each is good once, five minutes
+(40029 invalid code otherwise, 40163 code been used). It checks the access token like WeChat does (a revoked
+or unknown token gets 40001), records every request, and answers from a per-endpoint queue of scripted responses first:
 
     fake.script("message/custom/send", 45009, Reply(status=500), Reply(delay=1.0), 40001)
 
@@ -32,6 +36,8 @@ ERRMSG = {
     45011: "api minute-quota reach limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    40029: "invalid code",
+    40163: "code been used",
     40125: "invalid appsecret",
 }
 
@@ -40,6 +46,9 @@ ENDPOINTS = {
     "template": "/cgi-bin/message/template/send",
     "custom": "/cgi-bin/message/custom/send",
     "qr": "/cgi-bin/qrcode/create",
+    "jscode2session": "/sns/jscode2session",
+    "oauth_token": "/sns/oauth2/access_token",
+    "authorize": "/connect/oauth2/authorize",
 }
 
 
@@ -77,6 +86,10 @@ class FakeWeChat:
     _inflight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     max_inflight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _runner: web.AppRunner | None = None
+    # Logins: the openid behind each issued code, codes already used, and who is "on the phone" for OAuth.
+    oauth_user: str | None = None
+    _codes: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _used: set[str] = field(default_factory=set)
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -86,6 +99,9 @@ class FakeWeChat:
         app.router.add_post(ENDPOINTS["template"], self._template)
         app.router.add_post(ENDPOINTS["custom"], self._custom)
         app.router.add_post(ENDPOINTS["qr"], self._qrcode)
+        app.router.add_get(ENDPOINTS["jscode2session"], self._jscode2session)
+        app.router.add_get(ENDPOINTS["oauth_token"], self._oauth_token)
+        app.router.add_get(ENDPOINTS["authorize"], self._authorize)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -102,6 +118,12 @@ class FakeWeChat:
     def script(self, path: str, *responses: int | Reply) -> None:
         """Queue responses for an endpoint (a key of ENDPOINTS, or its path, with or without cgi-bin/)."""
         self._scripts[self._path(path)].extend(responses)
+
+    def login_code(self, openid: str) -> str:
+        """A one-time login code for `openid` (what `wx.login` or the authorize page would hand out)."""
+        code = f"CODE{next(self._ids)}x{openid[-6:]}"
+        self._codes[code] = (openid, time.monotonic())
+        return code
 
     def revoke_token(self) -> None:
         """Invalidate the current token server-side (as when another party forced a refresh)."""
@@ -131,7 +153,7 @@ class FakeWeChat:
         if path in ENDPOINTS:
             return ENDPOINTS[path]
         path = "/" + path.lstrip("/")
-        return path if path.startswith("/cgi-bin/") else "/cgi-bin" + path
+        return path if path.startswith(("/cgi-bin/", "/sns/", "/connect/")) else "/cgi-bin" + path
 
     async def _handle(self, request: web.Request, normal: Any) -> web.StreamResponse:
         raw = await request.read()
@@ -156,7 +178,8 @@ class FakeWeChat:
                 return web.Response(status=step.status, text="scripted HTTP error")
             answer = step.body if step.body is not None else normal(rec)
             rec.reply = answer
-            rec.delivered = rec.path != ENDPOINTS["token"] and answer.get("errcode", 0) == 0
+            rec.delivered = rec.path.startswith("/cgi-bin/") and rec.path != ENDPOINTS["token"] \
+                and answer.get("errcode", 0) == 0
             return web.Response(text=json.dumps(answer, ensure_ascii=False), content_type="text/plain")
         finally:
             self._inflight[rec.path] -= 1
@@ -223,3 +246,61 @@ class FakeWeChat:
                     "url": f"http://weixin.qq.com/q/fake{n}"}
 
         return await self._handle(request, normal)
+
+    # -- logins ----------------------------------------------------------------------------------------
+
+    def _redeem(self, code: str | None) -> dict[str, Any] | str:
+        """The openid of a good code (used up now), or WeChat's error for it."""
+        issued = self._codes.get(code or "")
+        if code in self._used:
+            return {"errcode": 40163, "errmsg": ERRMSG[40163]}
+        if issued is None or time.monotonic() - issued[1] > 300:
+            return {"errcode": 40029, "errmsg": ERRMSG[40029]}
+        self._used.add(code or "")
+        return issued[0]
+
+    async def _jscode2session(self, request: web.Request) -> web.StreamResponse:
+        def normal(rec: Request) -> dict[str, Any]:
+            q = rec.query
+            if q.get("appid") != self.appid or q.get("secret") != self.secret:
+                return {"errcode": 40125, "errmsg": ERRMSG[40125]}
+            if q.get("grant_type") != "authorization_code":
+                return {"errcode": 40002, "errmsg": "invalid grant_type"}
+            who = self._redeem(q.get("js_code"))
+            if isinstance(who, dict):
+                return who
+            return {"openid": who, "session_key": "c2Vzc2lvbmtleQ==", "unionid": None}
+
+        return await self._handle(request, normal)
+
+    async def _oauth_token(self, request: web.Request) -> web.StreamResponse:
+        def normal(rec: Request) -> dict[str, Any]:
+            q = rec.query
+            if q.get("appid") != self.appid or q.get("secret") != self.secret:
+                return {"errcode": 40125, "errmsg": ERRMSG[40125]}
+            if q.get("grant_type") != "authorization_code":
+                return {"errcode": 40002, "errmsg": "invalid grant_type"}
+            who = self._redeem(q.get("code"))
+            if isinstance(who, dict):
+                return who
+            return {"access_token": f"OAUTH-{next(self._ids)}", "expires_in": 7200,
+                    "refresh_token": "REFRESH", "openid": who, "scope": "snsapi_base"}
+
+        return await self._handle(request, normal)
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """WeChat's authorize page for snsapi_base: no prompt, straight back to redirect_uri with a code for
+        `oauth_user` and the state. A bad appid or scope is answered in plain text, as WeChat's page does."""
+        from urllib.parse import urlencode
+
+        q = dict(request.query)
+        self.requests.append(Request(request.path, q, {}, b"", time.monotonic()))
+        if q.get("appid") != self.appid or q.get("scope") != "snsapi_base" or q.get("response_type") != "code" \
+                or not q.get("redirect_uri", "").startswith(("http://", "https://")):
+            return web.Response(status=400, text="参数错误")
+        queue = self._scripts[ENDPOINTS["authorize"]]
+        step = queue.popleft() if queue else None
+        code = "BADCODE" if step is not None else self.login_code(self.oauth_user or "oNobody")
+        sep = "&" if "?" in q["redirect_uri"] else "?"
+        target = q["redirect_uri"] + sep + urlencode({"code": code, "state": q.get("state", "")})
+        return web.Response(status=302, headers={"Location": target})
