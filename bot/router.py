@@ -179,22 +179,23 @@ class Dispatcher:
         if not await self._allowed(ctx, route):
             reply: str | None = texts.NOT_ALLOWED.format(word=word or self.split(command)[0] or "扫码")
             if route.changes_state:
-                await self._audit(ctx, route, command, "refused: role")
+                await self._audit(ctx, route, command, "refused: role", refused=True)
             return reply
         inc = ctx.incoming
         if route.changes_state and inc.via == "wechat" and not inc.safe \
                 and not ctx.deps.settings.allow_plain_staff_commands:
-            await self._audit(ctx, route, command, "refused: plain mode")
+            await self._audit(ctx, route, command, "refused: plain mode", refused=True)
             return texts.PLAIN_MODE_REFUSED
         reply = await call()
         if route.changes_state:
             await self._audit(ctx, route, command, reply or "")
         return reply
 
-    async def _audit(self, ctx: Context, route: Route, command: str, outcome: str) -> None:
+    async def _audit(self, ctx: Context, route: Route, command: str, outcome: str, *, refused: bool = False
+                     ) -> None:
         role = (await ctx.access()).acting_as(route.router.roles or frozenset())
         async with transaction(ctx.deps.sessions) as s:
-            await staff.audit(s, ctx.openid, role, command, outcome)
+            await staff.audit(s, ctx.openid, role, command, outcome, refused=refused)
 
     async def dispatch(self, ctx: Context) -> str | None:
         inc = ctx.incoming

@@ -98,6 +98,8 @@ AD_DEAD_MISSING = "没有找到失败任务 #{id}，或已重试。"
 AD_RETRY_OK = "失败任务 #{id} 已重新排队处理。"
 AD_AUDIT_LINE = "{at} {actor}（{role}）：{command} → {outcome}"
 AD_NO_AUDIT = "暂无操作记录。"
+AD_NO_REFUSALS = "暂无被拒绝的指令。"
+AD_AUDIT_REFUSALS = "另有 {n} 条被拒绝的指令（无权限或未加密），发送“审计 拒绝”查看。"
 ROLE_NAMES = {"operator": "运营人员", "admin": "管理员"}
 VOID_KIND_NAMES = {"entry": "积分流水", "visit": "打卡", "activity": "活动", "media": "媒体报道"}
 

@@ -404,3 +404,7 @@ class AuditLog(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     command: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(Text)
+    # action: a command that ran; refusal: one refused (role, plain mode). 审计 lists actions, so a flood of
+    # refused words from followers cannot push real admin actions out of view.
+    kind: Mapped[str] = mapped_column(String(8), default="action", server_default="action")
+    __table_args__ = (Index("ix_audit_log_kind_id", "kind", "id"),)

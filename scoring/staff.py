@@ -6,6 +6,8 @@
 - `audit` writes one `AuditLog` row per staff command, in the caller's transaction: the transport that
   knows who acted (the bot's router, the CLI) calls it exactly once per command; domain functions do not
   write audit rows themselves (so a command is never audited twice).
+- Actions and refusals are kept apart (`AuditLog.kind`): `audit_view` lists the latest actions and counts
+  the refusals beside them, so any follower typing staff words cannot push real actions out of `审计`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring.clock import utcnow
@@ -66,9 +68,33 @@ async def access_of(session: AsyncSession, openid: str, admin_openids: Collectio
     return Access(frozenset(roles), station_id)
 
 
+class AuditKind(StrEnum):
+    ACTION = "action"
+    REFUSAL = "refusal"
+
+
 async def audit(session: AsyncSession, actor: str, role: Role | str, command: str, outcome: str, *,
-                at: datetime | None = None) -> None:
+                at: datetime | None = None, refused: bool = False) -> None:
     """One audit row: who (`actor`: an openid or `cli:<user>`), as which role, typed what, and what came
-    of it (the reply, or `refused: ...`). Written in the caller's transaction."""
+    of it (the reply, or `refused: ...` with `refused=True`). Written in the caller's transaction."""
     session.add(AuditLog(actor=actor[:80], role=str(role), at=at or utcnow(), command=command[:MAX_AUDIT_TEXT],
-                         outcome=outcome[:MAX_AUDIT_TEXT]))
+                         outcome=outcome[:MAX_AUDIT_TEXT],
+                         kind=AuditKind.REFUSAL if refused else AuditKind.ACTION))
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """The latest rows of one kind (oldest first) and how many refusals there are since the first of them
+    (all refusals when there is none)."""
+
+    rows: list[AuditLog]
+    refusals: int
+
+
+async def audit_view(session: AsyncSession, n: int = 10, kind: AuditKind = AuditKind.ACTION) -> AuditView:
+    rows = list(reversed((await session.scalars(select(AuditLog).where(AuditLog.kind == kind)
+                                                .order_by(AuditLog.id.desc()).limit(n))).all()))
+    count = select(func.count()).select_from(AuditLog).where(AuditLog.kind == AuditKind.REFUSAL)
+    if rows:
+        count = count.where(AuditLog.id >= rows[0].id)
+    return AuditView(rows, int(await session.scalar(count) or 0))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.router import Context, Router
-from scoring import accounts, gifts, periods, rating
+from scoring import accounts, gifts, periods, rating, staff
 from scoring import admin as adm
 from scoring.calendar import CloseRefused, month_close
 from scoring.clock import utcnow
@@ -252,14 +252,23 @@ async def retry(ctx: Context, rest: str) -> str:
 
 @router.word("审计", "/audit", changes_state=False)
 async def audit(ctx: Context, rest: str) -> str:
-    n = parse_id(rest) if rest.strip() else 10
+    """The latest staff actions (`审计 [n]`), and a count of refused words beside them; `审计 拒绝 [n]`
+    (`/audit refused`) lists the refusals themselves."""
+    words = rest.split()
+    kind = staff.AuditKind.ACTION
+    if words and words[0].lower() in ("拒绝", "refused", "refusals"):
+        kind, words = staff.AuditKind.REFUSAL, words[1:]
+    n = parse_id(words[0]) if words else 10
     async with ctx.deps.sessions() as s:
-        rows = await adm.audit_tail(s, min(n or 10, 50))
-    if not rows:
-        return texts.AD_NO_AUDIT
-    return "\n".join(texts.AD_AUDIT_LINE.format(
+        view = await staff.audit_view(s, min(n or 10, 50), kind)
+    if not view.rows:
+        return texts.AD_NO_AUDIT if kind is staff.AuditKind.ACTION else texts.AD_NO_REFUSALS
+    lines = [texts.AD_AUDIT_LINE.format(
         at=periods.to_local(a.at).strftime("%m-%d %H:%M"), actor=a.actor, role=a.role, command=a.command[:60],
-        outcome=a.outcome[:40]) for a in rows)
+        outcome=a.outcome[:40]) for a in view.rows]
+    if kind is staff.AuditKind.ACTION and view.refusals:
+        lines.append(texts.AD_AUDIT_REFUSALS.format(n=view.refusals))
+    return "\n".join(lines)
 
 
 @router.word("月结", "/month-close")
