@@ -216,10 +216,17 @@ SAT_ALREADY = "您已为「{title}」评过分，每个活动只记录一次。�
 SAT_NONE = "目前没有待评价的活动。活动结束后收到邀请时，回复 1-5 即可评分；发送“帮助”查看全部功能。"
 SAT_MORE = "您还有 {n} 个活动待评价，请继续回复 1-5。"
 SAT_BUSY = "正在记录您的上一条评价，请稍后再试。"
+# The station's operators are not told who gave the score; admins are (LOW_SCORE_ALERT_ADMIN, 低分).
 LOW_SCORE_ALERT = (
-    "【低分评价提醒】{station}的活动「{title}」收到 {score} 分评价（人才：{name}），意见：{comment}。"
+    "【低分评价提醒】{station}的活动「{title}」收到 {score} 分评价，意见：{comment}。"
     "请及时了解情况并改进。"
 )
+LOW_SCORE_ALERT_ADMIN = (
+    "【低分评价提醒】{station}的活动「{title}」收到 {score} 分评价（人才：{name}，{cert_no}），意见：{comment}。"
+    "该站点暂无运营人员，请跟进。"
+)
+AD_NO_LOW_SCORES = "暂无低分评价。"
+AD_LOW_SCORE_LINE = "{at} {station} 活动 #{activity}「{title}」{score} 分｜{name}（{cert_no}）｜{comment}"
 
 POINTS = "您的可用积分：{balance} 分\n今年获得 {year} 分，本月 {month} 分，累计 {total} 分。"
 POINTS_RECENT = "最近记录："

@@ -10,6 +10,9 @@ scoring.calendar) to reply 1-5 with an optional comment within 48 hours.
 - A score of `LOW_SCORE` or less alerts the station's operators at once: an outbox row per operator, key
   `lowscore:{activity}:{talent}:{openid}`, written in the same transaction as the answer (no operators:
   the active admins). The worker delivers it.
+- The rated station never learns who rated it: the operators' alert (`alert_text`) and its payload carry
+  the score and the comment, not the talent. Admins may see who: the admins' alert (`admin_alert_text`,
+  when the station has no operators) names the talent, and `low_scores` lists recent low scores with names.
 - Satisfaction rate = share of replies >= 4.
 """
 
@@ -82,9 +85,12 @@ class SatisfactionRefused:
 
 
 async def record(session: AsyncSession, *, talent_id: int, activity_id: int, score: int, comment: str,
-                 now: datetime, alert_text: str) -> Recorded | SatisfactionRefused:
+                 now: datetime, alert_text: str, admin_alert_text: str | None = None
+                 ) -> Recorded | SatisfactionRefused:
     """Store one answer in the caller's transaction. `alert_text` is the operators' message for a low
-    score, with str.format fields {station} {title} {score} {comment} {name} {cert_no}."""
+    score, with str.format fields {station} {title} {score} {comment} (the talent's {name} and {cert_no}
+    are given to it empty: operators are not told who); `admin_alert_text` the admins' (no operators), with
+    {name} and {cert_no} filled (default: `alert_text`)."""
     if not 1 <= score <= 5:
         raise ValueError(f"score must be 1-5, got {score}")
     activity = await session.get(Activity, activity_id)
@@ -102,12 +108,14 @@ async def record(session: AsyncSession, *, talent_id: int, activity_id: int, sco
         return SatisfactionRefused(SatisfactionRefusal.ALREADY, activity)
     alerted = 0
     if score <= LOW_SCORE:
-        alerted = await _alert(session, activity, talent_id, score, row.comment, alert_text)
+        alerted = await _alert(session, activity, talent_id, score, row.comment, alert_text,
+                               admin_alert_text or alert_text)
     return Recorded(satisfaction=row, activity=activity, alerted=alerted)
 
 
 async def answer(session: AsyncSession, redis: Any, *, openid: str, talent_id: int, score: int, comment: str,
-                 now: datetime, alert_text: str) -> Recorded | SatisfactionRefused:
+                 now: datetime, alert_text: str,
+                 admin_alert_text: str | None = None) -> Recorded | SatisfactionRefused:
     """Record a bare 1-5 answer for the invitation it belongs to, in the caller's transaction: the pending
     invitation with the earliest deadline not answered yet. `Recorded.more` counts the others still open.
     Refusals: NOT_INVITED (nothing pending), ALREADY (with the activity: every pending one is answered)."""
@@ -121,7 +129,7 @@ async def answer(session: AsyncSession, redis: Any, *, openid: str, talent_id: i
     while todo and recorded is None:
         activity_id = todo.pop(0)
         result = await record(session, talent_id=talent_id, activity_id=activity_id, score=score, comment=comment,
-                              now=now, alert_text=alert_text)
+                              now=now, alert_text=alert_text, admin_alert_text=admin_alert_text)
         if isinstance(result, Recorded):
             recorded = result
         elif result.reason is SatisfactionRefusal.ALREADY:  # answered a moment ago (another process)
@@ -138,24 +146,54 @@ async def answer(session: AsyncSession, redis: Any, *, openid: str, talent_id: i
 
 
 async def _alert(session: AsyncSession, activity: Activity, talent_id: int, score: int, comment: str,
-                 alert_text: str) -> int:
+                 alert_text: str, admin_alert_text: str) -> int:
     station = await session.get(Station, activity.station_id)
-    talent = await session.get(Talent, talent_id)
     recipients = list((await session.scalars(select(Staff.openid).where(
         Staff.role == "operator", Staff.station_id == activity.station_id, Staff.active.is_(True))
         .order_by(Staff.id))).all())
-    if not recipients:
+    fields = {"station": station.name if station else "", "title": activity.title, "score": score,
+              "comment": comment or "无", "name": "", "cert_no": ""}  # the rated station is not told who
+    payload: dict[str, Any] = {"template": "lowscore", "activity_id": activity.id, "score": score,
+                               "comment": comment}
+    if recipients:
+        text = alert_text.format(**fields)
+    else:  # no operators: the admins, who may know who it was
         recipients = list((await session.scalars(select(Staff.openid).where(
             Staff.role == "admin", Staff.active.is_(True)).order_by(Staff.id))).all())
-    text = alert_text.format(station=station.name if station else "", title=activity.title, score=score,
-                             comment=comment or "无", name=talent.name if talent else "",
-                             cert_no=talent.cert_no if talent else "")
+        talent = await session.get(Talent, talent_id)
+        text = admin_alert_text.format(**{**fields, "name": talent.name if talent else "",
+                                          "cert_no": talent.cert_no if talent else ""})
+        payload["talent_id"] = talent_id
     sent = 0
     for openid in recipients:
-        sent += await outbox.add(session, f"lowscore:{activity.id}:{talent_id}:{openid}", openid, {
-            "text": text, "template": "lowscore", "activity_id": activity.id, "talent_id": talent_id,
-            "score": score, "comment": comment})
+        sent += await outbox.add(session, f"lowscore:{activity.id}:{talent_id}:{openid}", openid,
+                                 {"text": text, **payload})
     return sent
+
+
+@dataclass(frozen=True)
+class LowScore:
+    """A low score as admins see it: who gave it, to which activity of which station."""
+
+    at: datetime
+    score: int
+    comment: str
+    activity_id: int
+    title: str
+    station: str
+    name: str
+    cert_no: str
+
+
+async def low_scores(session: AsyncSession, n: int = 10) -> list[LowScore]:
+    """The latest `n` answers of LOW_SCORE or less, newest first, with the talent's name (admins only)."""
+    rows = (await session.execute(
+        select(Satisfaction, Activity.title, Station.code, Talent.name, Talent.cert_no)
+        .join(Activity, Activity.id == Satisfaction.activity_id).join(Station, Station.id == Activity.station_id)
+        .join(Talent, Talent.id == Satisfaction.talent_id).where(Satisfaction.score <= LOW_SCORE)
+        .order_by(Satisfaction.id.desc()).limit(n))).all()
+    return [LowScore(r.Satisfaction.created_at, r.Satisfaction.score, r.Satisfaction.comment,
+                     r.Satisfaction.activity_id, r.title, r.code, r.name, r.cert_no) for r in rows]
 
 
 async def rate(session: AsyncSession, activity_id: int) -> tuple[int, float | None]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.router import Context, Router
-from scoring import accounts, gifts, periods, rating, staff
+from scoring import accounts, gifts, periods, rating, satisfaction, staff
 from scoring import admin as adm
 from scoring.calendar import CloseRefused, month_close
 from scoring.clock import utcnow
@@ -269,6 +269,20 @@ async def audit(ctx: Context, rest: str) -> str:
     if kind is staff.AuditKind.ACTION and view.refusals:
         lines.append(texts.AD_AUDIT_REFUSALS.format(n=view.refusals))
     return "\n".join(lines)
+
+
+@router.word("低分", "/lowscores", changes_state=False)
+async def low_scores(ctx: Context, rest: str) -> str:
+    """The latest low scores with who gave them (`低分 [n]`): admins may know; the station is not told."""
+    n = parse_id(rest) if rest.strip() else 10
+    async with ctx.deps.sessions() as s:
+        rows = await satisfaction.low_scores(s, min(n or 10, 50))
+    if not rows:
+        return texts.AD_NO_LOW_SCORES
+    return "\n".join(texts.AD_LOW_SCORE_LINE.format(
+        at=periods.to_local(r.at).strftime("%m-%d %H:%M"), station=r.station, activity=r.activity_id,
+        title=r.title[:30], score=r.score, name=r.name, cert_no=r.cert_no, comment=(r.comment or "无")[:60])
+        for r in rows)
 
 
 @router.word("月结", "/month-close")

@@ -45,7 +45,8 @@ async def answer(ctx: Context, match: re.Match[str]) -> str:
         now = ctx.incoming.received_at or utcnow()
         async with transaction(ctx.deps.sessions) as s:
             result = await satisfaction.answer(s, redis, openid=ctx.openid, talent_id=talent.id, score=score,
-                                               comment=comment, now=now, alert_text=texts.LOW_SCORE_ALERT)
+                                               comment=comment, now=now, alert_text=texts.LOW_SCORE_ALERT,
+                                               admin_alert_text=texts.LOW_SCORE_ALERT_ADMIN)
         if isinstance(result, satisfaction.Recorded):
             template = texts.SAT_OK_LOW if score <= satisfaction.LOW_SCORE else texts.SAT_OK
             more = texts.SAT_MORE.format(n=result.more) if result.more else ""

@@ -73,7 +73,8 @@ async def test_low_score_alerts_each_operator_once(lite):
     rows = await outbox(sessions)
     assert [(n.key, n.openid) for n in rows] == [
         (f"lowscore:{act.id}:{t.id}:oOp1", "oOp1"), (f"lowscore:{act.id}:{t.id}:oOp2", "oOp2")]
-    assert json.loads(rows[0].payload)["text"] == "鲤城人才之家|沙龙|2|太吵|张三"
+    assert json.loads(rows[0].payload)["text"] == "鲤城人才之家|沙龙|2|太吵|"  # the station is not told who
+    assert "talent_id" not in json.loads(rows[0].payload)
     async with sessions() as s:
         assert [(x.score, x.comment) for x in (await s.scalars(select(Satisfaction))).all()] == [(2, "太吵")]
 
