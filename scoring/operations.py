@@ -48,6 +48,7 @@ class OpRefusal(StrEnum):
     BAD_LEVEL = "bad_level"
     VOIDED = "voided"
     STATION_DELISTED = "station_delisted"
+    TOO_LONG = "too_long"  # longer than ACTIVITY_MAX_HOURS: an admin publishes it (its code credits all along)
 
 
 def parse_local_time(text: str) -> datetime:
@@ -71,8 +72,10 @@ def valid_url(url: str) -> bool:
 
 async def publish_activity(
     session: AsyncSession, station_id: int, *, title: str, starts_at: datetime, ends_at: datetime,
-    capacity: int | None, theme: str, actor: str, now: datetime | None = None,
+    capacity: int | None, theme: str, actor: str, now: datetime | None = None, max_hours: int | None = None,
 ) -> Activity | OpRefusal:
+    """`max_hours`: the longest activity this publisher may publish (an operator: ACTIVITY_MAX_HOURS, as an
+    activity's code credits talents throughout it); None for an admin."""
     now = now or utcnow()
     station = await session.get(Station, station_id)
     if station is None:
@@ -86,6 +89,8 @@ async def publish_activity(
         return OpRefusal.START_IN_PAST
     if ends_at <= starts_at:
         return OpRefusal.END_BEFORE_START
+    if max_hours is not None and ends_at - starts_at > timedelta(hours=max_hours):
+        return OpRefusal.TOO_LONG
     if capacity is not None and capacity < 0:
         return OpRefusal.BAD_CAPACITY
     activity = Activity(station_id=station_id, title=title, theme=theme.strip()[:2000], starts_at=starts_at,
@@ -125,10 +130,11 @@ class Published:
 async def publish(
     session: AsyncSession, station_id: int, *, title: str, starts_at: datetime, ends_at: datetime,
     capacity: int | None, theme: str, actor: str, lead_hours: int, now: datetime | None = None,
+    max_hours: int | None = None,
 ) -> Published | OpRefusal:
     """The operator's `发布活动`: publish_activity, and R1's lead condition judged at once."""
     made = await publish_activity(session, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
-                                  capacity=capacity, theme=theme, actor=actor, now=now)
+                                  capacity=capacity, theme=theme, actor=actor, now=now, max_hours=max_hours)
     if isinstance(made, OpRefusal):
         return made
     return Published(made, activity_lead_ok(made, lead_hours), lead_hours)

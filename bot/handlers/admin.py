@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
+from bot.handlers import operator as operator_words
 from bot.router import Context, Router
 from scoring import accounts, gifts, periods, rating, satisfaction, staff
 from scoring import admin as adm
@@ -283,6 +284,20 @@ async def low_scores(ctx: Context, rest: str) -> str:
         at=periods.to_local(r.at).strftime("%m-%d %H:%M"), station=r.station, activity=r.activity_id,
         title=r.title[:30], score=r.score, name=r.name, cert_no=r.cert_no, comment=(r.comment or "无")[:60])
         for r in rows)
+
+
+@router.word("代发活动", "/activity new-for")
+async def publish_for(ctx: Context, rest: str) -> str:
+    """`代发活动 <站点编码> 标题 | 开始 | 结束 | 名额 | 主题`: an admin publishes at a station, with no
+    length limit (an operator's activity is at most ACTIVITY_MAX_HOURS long)."""
+    code, _, args = rest.strip().partition(" ")
+    if not code or "|" not in args:
+        return texts.AD_PUBLISH_FOR_USAGE
+    async with ctx.deps.sessions() as s:
+        station = await adm.station_by_code(s, code)
+    if station is None:
+        return texts.AD_NO_STATION.format(code=code)
+    return await operator_words.publish_at(ctx, station.id, args, max_hours=None)
 
 
 @router.word("月结", "/month-close")

@@ -43,6 +43,12 @@ async def publish(ctx: Context, rest: str) -> str:
     station_id = await station_id_of(ctx)
     if station_id is None:
         return texts.OP_NO_STATION
+    return await publish_at(ctx, station_id, rest, max_hours=ctx.deps.settings.activity_max_hours)
+
+
+async def publish_at(ctx: Context, station_id: int, rest: str, *, max_hours: int | None) -> str:
+    """Publish an activity at a station: an operator's own, up to ACTIVITY_MAX_HOURS long (its code credits
+    talents throughout), or an admin's 代发活动 at any station with no limit (`max_hours` None)."""
     parts = [p.strip() for p in rest.split("|")]
     if len(parts) != 5:
         return texts.OP_PUBLISH_USAGE
@@ -56,7 +62,9 @@ async def publish(ctx: Context, rest: str) -> str:
     async with transaction(ctx.deps.sessions) as s:
         result = await ops.publish(s, station_id, title=title, starts_at=starts_at, ends_at=ends_at,
                                    capacity=int(capacity), theme=theme, actor=ctx.openid,
-                                   lead_hours=ctx.deps.settings.activity_lead_hours)
+                                   lead_hours=ctx.deps.settings.activity_lead_hours, max_hours=max_hours)
+    if result is ops.OpRefusal.TOO_LONG:
+        return texts.OP_TOO_LONG.format(hours=max_hours)
     if isinstance(result, ops.OpRefusal):
         return refusal(result)
     a = result.activity
