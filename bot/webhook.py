@@ -116,14 +116,25 @@ def escape_cdata(text: str) -> str:
 
 
 def incoming_of(msg: Any, safe: bool) -> Incoming:
+    """What routing needs. Every event is an event, whether wechatpy knows its type or not (an unknown one
+    is acknowledged silently, never answered as an "unsupported message"); every follow is `subscribe`,
+    with the scene of a `qrscene_` key and none for a product or barcode scan. Anything else a person sent
+    (voice, image, video, location, link, file, a type WeChat adds later) is `other`."""
     kind = getattr(msg, "type", "unknown")
+    raw = getattr(msg, "_data", None) or {}
     inc = Incoming(openid=msg.source, kind="other", safe=safe, received_at=utcnow(), raw=msg)
     if kind == "text":
         inc.kind, inc.text = "text", msg.content or ""
+    elif kind != "event" and str(raw.get("MsgType", "")).lower() == "event":
+        inc.kind, inc.event = "event", str(raw.get("Event") or "").lower()
+    elif str(raw.get("MsgType", "")).lower().startswith("device_"):
+        inc.kind, inc.event = "event", str(raw.get("MsgType")).lower()  # hardware devices: not ours
     elif kind == "event":
         inc.kind = "event"
         event = (getattr(msg, "event", "") or "").lower()
-        if event == "subscribe_scan":
+        if event in ("subscribe", "subscribe_scan_product"):  # a follow (from a product scan: a plain one)
+            inc.event = "subscribe"
+        elif event == "subscribe_scan":
             inc.event, inc.scene = "subscribe", msg.scene_id or ""
         elif event == "scan":
             inc.event, inc.scene = "scan", msg.scene_id or ""
