@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select
@@ -35,8 +35,7 @@ BOARD_KINDS: Final = ("total", "year", "month")
 CHART_MONTHS: Final = 12
 
 
-@dataclass(frozen=True)
-class StationInfo:
+class StationInfo(NamedTuple):  # a tuple: 10^4 of them are made for every board
     id: int
     code: str
     name: str
@@ -55,7 +54,7 @@ def _info(row: Station) -> StationInfo:
 
 
 def _row_info(r: Any) -> StationInfo:
-    return StationInfo(*tuple(r))
+    return StationInfo._make(r)
 
 
 _INFO_COLUMNS = (Station.id, Station.code, Station.name, Station.kind, Station.type, Station.county, Station.stars,
@@ -82,8 +81,7 @@ async def featured_ids(session: AsyncSession, month: str) -> list[int]:
 # -- boards ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BoardRow:
+class BoardRow(NamedTuple):
     rank: int
     code: str
     name: str
@@ -95,10 +93,45 @@ class BoardRow:
     featured: bool
 
 
-async def board(session: AsyncSession, redis: Redis, period: Period, *, now: datetime) -> list[BoardRow]:
-    """The whole station board of `period` in display order, from the live boards, with public fields."""
-    ranked = await live.station_board(session, redis, period, now=now)
-    infos = await station_infos(session)
+@dataclass(frozen=True)
+class Stations:
+    """A copy of the stations a board is ranked from and shown with, and the fingerprint it was read at."""
+
+    fingerprint: tuple[Any, ...]
+    active: list[Any]  # scoring.live.active_stations()
+    infos: dict[int, StationInfo]
+
+
+async def stations_fingerprint(session: AsyncSession) -> tuple[Any, ...]:
+    """Changes whenever a station is added or changed (`updated_at` is set on every update): one aggregate."""
+    row = (await session.execute(select(func.count(Station.id), func.max(Station.id),
+                                        func.max(Station.updated_at)))).one()
+    return tuple(row)
+
+
+async def board_version(session: AsyncSession, redis: Redis, now: datetime) -> tuple[Any, ...] | None:
+    """Changes whenever what board() returns may have: an entry added to the live boards or a rebuild
+    (live.version), a station added or changed, the featured station, the day (eligibility). None when it
+    cannot tell (the live boards are not built): compute the board again."""
+    counted = await live.version(redis)
+    if counted is None:
+        return None
+    return (counted, await stations_fingerprint(session), tuple(await featured_ids(session, periods.month_key(now))),
+            periods.local_day(now))
+
+
+async def load_stations(session: AsyncSession) -> Stations:
+    fingerprint = await stations_fingerprint(session)
+    return Stations(fingerprint, await live.active_stations(session), await station_infos(session))
+
+
+async def board(session: AsyncSession, redis: Redis, period: Period, *, now: datetime,
+                stations: Stations | None = None) -> list[BoardRow]:
+    """The whole station board of `period` in display order, from the live boards, with public fields.
+    `stations`: the caller's copy (load_stations; keep it while stations_fingerprint is unchanged)."""
+    stations = stations or await load_stations(session)
+    ranked = await live.station_board(session, redis, period, now=now, stations=stations.active)
+    infos = stations.infos
     featured = set(await featured_ids(session, periods.month_key(now)))
     out = []
     for r in ranked:

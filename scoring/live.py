@@ -72,6 +72,7 @@ SHARD_BITS: Final = 23  # 8,388,608 entry ids (1 MiB) per marker bitmap
 REBUILD_LOCK_S: Final = 900
 TMP_TTL_S: Final = 3600
 CHUNK: Final = 5000
+WHOLE_BOARD_AT: Final = 500  # reading more members than this: the whole zset and hash instead (_scores)
 EPOCH: Final = datetime(1970, 1, 1)
 UTC_OFFSET: Final = timedelta(hours=8)
 assert periods.TZ.utcoffset(datetime(2026, 1, 1)) == UTC_OFFSET
@@ -297,32 +298,69 @@ async def is_built(redis: Redis) -> bool:
     return bool(await redis.exists(GEN))
 
 
+VERSION_SHARDS: Final = 16  # marker shards counted by version(): 134M entry ids
+
+
+async def version(redis: Redis) -> tuple[str, tuple[int, ...]] | None:
+    """A value that changes whenever an entry is added to the live boards (each sets its marker bit) or
+    they are rebuilt (a new `gen`): a reader that ranks often may keep a board while it is unchanged. None
+    when the boards are not built: reads fall back to the SQL boards then, which have no such value."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(GEN)
+        for n in range(VERSION_SHARDS):
+            pipe.bitcount(f"{PREFIX}:seen:{n}")
+        gen, *counts = await pipe.execute()
+    if gen is None:
+        return None
+    return _s(gen), tuple(int(c) for c in counts)
+
+
 # -- reading -----------------------------------------------------------------------------------------
 
 
 async def _scores(redis: Redis, zkey: str, members: Sequence[str]) -> list[tuple[int, datetime | None]]:
     if not members:
         return []
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zmscore(zkey, list(members))
-        pipe.hmget(at_key(zkey), list(members))
-        scores, ats = await pipe.execute()
+    if len(members) > WHOLE_BOARD_AT:
+        # Most of a board: read all of it (no 10^4 arguments to pack and send) and look the members up.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(zkey, 0, -1, withscores=True)
+            pipe.hgetall(at_key(zkey))
+            pairs, reached = await pipe.execute()
+        by_member = {_s(m): p for m, p in pairs}
+        at_of = {_s(m): a for m, a in reached.items()}
+        scores = [by_member.get(m) for m in members]
+        ats = [at_of.get(m) for m in members]
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zmscore(zkey, list(members))
+            pipe.hmget(at_key(zkey), list(members))
+            scores, ats = await pipe.execute()
     return [(int(p) if p is not None else 0, from_micros(int(a)) if a is not None else None)
             for p, a in zip(scores, ats, strict=True)]
 
 
-async def station_board(session: AsyncSession, redis: Redis, period: Period, *, now: datetime | None = None,
-                        station_type: str | None = None) -> list[Ranked]:
-    """Like scoring.boards.station_board (every eligible active station, 0 without entries), read from
-    Redis; the SQL board when the live boards are not built."""
-    if not await is_built(redis):
-        return await sql_boards.station_board(session, period, now=now, station_type=station_type)
-    now = now or utcnow()
+async def active_stations(session: AsyncSession, station_type: str | None = None) -> list[Any]:
+    """The rows station_board ranks from (id, code, name, status, certified_on, eligible_from) of the active
+    stations; a caller that ranks often may keep them while the stations do not change."""
     stmt = select(Station.id, Station.code, Station.name, Station.status, Station.certified_on,
                   Station.eligible_from).where(Station.status == "active")  # plain rows: cheaper than objects
     if station_type is not None:
         stmt = stmt.where(Station.type == station_type)
-    stations = [st for st in (await session.execute(stmt)).all() if sql_boards.station_eligible(st, period, now)]
+    return list((await session.execute(stmt)).all())
+
+
+async def station_board(session: AsyncSession, redis: Redis, period: Period, *, now: datetime | None = None,
+                        station_type: str | None = None, stations: Sequence[Any] | None = None) -> list[Ranked]:
+    """Like scoring.boards.station_board (every eligible active station, 0 without entries), read from
+    Redis; the SQL board when the live boards are not built. `stations`: the caller's copy of
+    active_stations(session, station_type), else read now."""
+    if not await is_built(redis):
+        return await sql_boards.station_board(session, period, now=now, station_type=station_type)
+    now = now or utcnow()
+    if stations is None:
+        stations = await active_stations(session, station_type)
+    stations = [st for st in stations if sql_boards.station_eligible(st, period, now)]
     values = await _scores(redis, board_key("station", period), [str(st.id) for st in stations])
     return rank([Standing(st.id, st.code, st.name, p, at) for st, (p, at) in zip(stations, values, strict=True)])
 

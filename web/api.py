@@ -4,8 +4,9 @@ Promises
 - Public reads (boards, featured, stations, activities) carry no personal data (no talent names, phones or
   openids), an `ETag` and `Cache-Control: public, max-age=...`; a matching `If-None-Match` gets 304.
 - Board rows are the live boards' (scoring.directory.board: the same order and points as `talenthome
-  board`). A computed board is kept `BOARD_TTL_S` in this process (so a scan shows within about a second and
-  10,000 stations are not re-ranked on every request); `updated_at` says when it was computed.
+  board`). A computed board is kept in this process and recomputed in the background about every second
+  (BoardCache: a scan shows within a second or two; 10,000 stations are not re-ranked for every request,
+  nor when nothing changed: directory.board_version); `updated_at` says when it was computed.
 - Every list is paged: `limit` 1..100 (default 20) and `offset` >= 0; the answer says `total`.
 - An unknown query parameter is refused (400 `unknown_parameter`), a bad value too (400 `bad_parameter`).
 - Errors are `{"error": {"code", "message"}}` with a 4xx status; `code` is the domain's reason where there is
@@ -18,6 +19,7 @@ Promises
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -132,8 +134,12 @@ def public(request: web.Request, payload: Any, max_age: int) -> web.Response:
     return public_bytes(request, body, max_age)
 
 
-def public_bytes(request: web.Request, body: bytes, max_age: int) -> web.Response:
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def public_bytes(request: web.Request, body: bytes, max_age: int, etag: str | None = None) -> web.Response:
+    etag = etag or etag_of(body)
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}", "Vary": "Accept-Encoding"}
     inm = request.headers.get("If-None-Match", "")
     if inm and (inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]):
@@ -185,54 +191,99 @@ def activity_json(a: directory.ActivityView) -> dict[str, Any]:
 
 @dataclass
 class _Board:
-    at: float
+    at: float  # when computed (monotonic); identifies the board for its rendered pages
     updated_at: datetime
     rows: list[directory.BoardRow]
+    ttl_s: float
+    version: tuple[Any, ...] | None  # directory.board_version when computed
+    checked: float  # when last found current (monotonic)
+
+
+def version_stations(version: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    return None if version is None else version[1]
 
 
 class BoardCache:
-    """Computed boards by period, kept BOARD_TTL_S in this process; one computation at a time per period
-    (concurrent readers of a stale board wait for it), and the rendered pages of it by query."""
+    """Computed boards by period, kept in this process and refreshed every BOARD_TTL_S: a reader of a stale
+    board gets it at once while one task computes the next (so no reader waits on 10,000 stations being
+    ranked); only the very first reader of a period waits. Rendered pages of a board are kept by query."""
 
     def __init__(self, ttl_s: float = BOARD_TTL_S) -> None:
         self.ttl_s = ttl_s
         self._boards: dict[Period, _Board] = {}
-        self._inflight: dict[Period, asyncio.Future[_Board]] = {}
-        self._bodies: dict[tuple[Any, ...], tuple[float, bytes]] = {}
+        self._inflight: dict[Period, asyncio.Task[_Board]] = {}
+        self._bodies: dict[tuple[Any, ...], tuple[float, bytes, str]] = {}
+        self._stations: directory.Stations | None = None  # re-read when a station is added or changed
 
-    async def board(self, d: WebDeps, period: Period) -> _Board:
-        now_m = time.monotonic()
-        hit = self._boards.get(period)
-        if hit is not None and now_m - hit.at < self.ttl_s:
-            return hit
-        running = self._inflight.get(period)
-        if running is not None:
-            return await asyncio.shield(running)
-        fut: asyncio.Future[_Board] = asyncio.get_running_loop().create_future()
-        self._inflight[period] = fut
+    async def _compute(self, d: WebDeps, period: Period) -> _Board:
         try:
+            started = time.monotonic()
             now = utcnow()
             async with d.sessions() as s:
-                rows = await directory.board(s, d.redis, period, now=now)
-            result = _Board(time.monotonic(), now, rows)
+                version = await directory.board_version(s, d.redis, now)
+                hit = self._boards.get(period)
+                if hit is not None and version is not None and hit.version == version:
+                    hit.checked = started  # unchanged: the same rows, pages and ETags
+                    return hit
+                if self._stations is None or self._stations.fingerprint != version_stations(version) \
+                        or version is None:
+                    self._stations = await directory.load_stations(s)
+                rows = await directory.board(s, d.redis, period, now=now, stations=self._stations)
+            done = time.monotonic()
+            # Ranking 10^4 stations costs a share of the loop: a changing board is re-ranked at most every
+            # 4x that cost (and every ttl_s).
+            result = _Board(done, now, rows, max(self.ttl_s, 4 * (done - started)), version, done)
             self._boards[period] = result
-            fut.set_result(result)
             return result
-        except BaseException as err:
-            fut.set_exception(err)
-            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
         finally:
-            del self._inflight[period]
+            self._inflight.pop(period, None)
 
-    def body(self, key: tuple[Any, ...], at: float) -> bytes | None:
+    def _refresh(self, d: WebDeps, period: Period) -> asyncio.Task[_Board]:
+        task = self._inflight.get(period)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._compute(d, period))
+            task.add_done_callback(_log_failure)
+            self._inflight[period] = task
+        return task
+
+    async def board(self, d: WebDeps, period: Period) -> _Board:
+        hit = self._boards.get(period)
+        if hit is not None:
+            if time.monotonic() - hit.checked >= hit.ttl_s:
+                self._refresh(d, period)
+            return hit
+        return await asyncio.shield(self._refresh(d, period))
+
+    def stale(self) -> list[asyncio.Task[_Board]]:
+        """Mark every board stale now (the next reader starts its refresh); the refreshes running."""
+        for b in self._boards.values():
+            b.ttl_s = 0.0
+        return list(self._inflight.values())
+
+    async def refreshed(self) -> None:
+        """Wait for the refreshes running now (tests and benchmarks; readers never wait)."""
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    def body(self, key: tuple[Any, ...], at: float) -> tuple[bytes, str] | None:
         hit = self._bodies.get(key)
-        return hit[1] if hit is not None and hit[0] == at else None
+        return (hit[1], hit[2]) if hit is not None and hit[0] == at else None
 
-    def keep(self, key: tuple[Any, ...], at: float, body: bytes) -> None:
+    def keep(self, key: tuple[Any, ...], at: float, body: bytes) -> str:
         if len(self._bodies) > 2000:
             self._bodies.clear()
-        self._bodies[key] = (at, body)
+        etag = etag_of(body)
+        self._bodies[key] = (at, body, etag)
+        return etag
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("computing a board failed", exc_info=task.exception())
 
 
 BOARDS: web.AppKey[BoardCache] = web.AppKey("web_board_cache")
@@ -242,11 +293,26 @@ def _period(kind: str, q: dict[str, str]) -> Period:
     raw = q.get("period") or None
     if kind == "total" and raw not in (None, "all"):
         raise ApiError(400, "bad_parameter", name="period")
+    key = raw if raw is not None else None if kind == "total" else _current_key(kind, int(time.time()) // 60)
+    period = _parse_period(kind, key)
+    if period is None:
+        raise ApiError(400, "bad_parameter", name="period")
+    return period
+
+
+@functools.lru_cache(maxsize=8)
+def _current_key(kind: str, minute: int) -> str:
+    """This year's or month's key (Asia/Shanghai), worked out once a minute."""
+    return Period.parse(kind, now=utcnow()).key
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_period(kind: str, raw: str | None) -> Period | None:
     try:
         period = Period.parse(kind, raw, now=utcnow())
         period.bounds()
     except (ValueError, OverflowError):
-        raise ApiError(400, "bad_parameter", name="period") from None
+        return None
     return period
 
 
@@ -262,8 +328,10 @@ async def boards(request: web.Request) -> web.Response:
     cache = request.app[BOARDS]
     b = await cache.board(deps(request), period)
     key = (period, station_type, district, limit, offset)
-    body = cache.body(key, b.at)
-    if body is None:
+    kept = cache.body(key, b.at)
+    if kept is not None:
+        body, etag = kept
+    else:
         rows = directory.filter_rows(b.rows, station_type=station_type, district=district)
         page = rows[offset:offset + limit]
         body = _dumps({"period": period.key, "kind": period.kind, "updated_at": local_iso(b.updated_at),
@@ -271,8 +339,8 @@ async def boards(request: web.Request) -> web.Response:
                        "rows": [{"rank": r.rank, "code": r.code, "name": r.name, "kind": r.kind, "type": r.type,
                                  "district": r.district, "stars": r.stars, "points": r.points,
                                  "featured": r.featured} for r in page]}).encode()
-        cache.keep(key, b.at, body)
-    return public_bytes(request, body, MAX_AGE["boards"])
+        etag = cache.keep(key, b.at, body)
+    return public_bytes(request, body, MAX_AGE["boards"], etag)
 
 
 async def featured(request: web.Request) -> web.Response:
@@ -496,6 +564,11 @@ async def my_code(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, deps_of: DepsOf) -> None:
     app[BOARDS] = BoardCache()
+
+    async def close_cache(app: web.Application) -> None:
+        await app[BOARDS].close()
+
+    app.on_shutdown.append(close_cache)
     app.middlewares.append(errors)
     r = app.router
     r.add_get(f"{PREFIX}/boards/{{kind}}", boards)

@@ -487,3 +487,34 @@ async def test_default_format_is_svg_and_unknown_format_refused(site: Site, city
     body = await site.json("/api/v1/me/code?format=gif", status=400, headers=auth)
     assert body["error"]["code"] == "bad_parameter"
     assert (await site.json("/api/v1/me/code", status=401))["error"]["code"] == "unauthenticated"
+
+
+async def test_the_board_follows_the_ledger_and_a_delisting(site: Site, city: City, redis: Any) -> None:
+    """A new entry on the live boards and a delisting show on the next refresh; readers meanwhile get the
+    board they had (never a wait, never an error)."""
+    from scoring import live
+    from scoring.db import transaction
+    from scoring.models import Entry, Station
+    from web.api import BOARDS
+
+    first = await site.json("/api/v1/boards/month")
+    assert first["rows"][0]["code"] == "S001"
+    async with transaction(site.bot.sessions) as s:
+        entry = Entry(key="late:1", station_id=city.stations["S006"].id, amount=10, rule="R3@1", fact_kind="visit",
+                      occurred_at=utcnow())
+        s.add(entry)
+        await s.flush()
+        bumps = await live.plan(s, [entry])
+        (await s.get(Station, city.stations["S003"].id)).status = "delisted"  # type: ignore[union-attr]
+    assert (await live.bump(redis, bumps)).added == 1
+    cache = site.bot.app[BOARDS]
+    cache.stale()
+    meanwhile = await site.json("/api/v1/boards/month")  # the board it had, while the refresh runs
+    assert meanwhile["rows"] == first["rows"]
+    await cache.refreshed()
+    now = await site.json("/api/v1/boards/month")
+    assert [(r["code"], r["points"], r["rank"]) for r in now["rows"]] == \
+        [("S006", 10, 1), ("S001", 5, 2), ("S002", 3, 3)]
+    assert now["updated_at"] >= first["updated_at"]
+    cli = await cli_board(site, "month", "2026-11")
+    assert [(r["code"], r["points"], r["rank"]) for r in cli] == [("S006", 10, 1), ("S001", 5, 2), ("S002", 3, 3)]
