@@ -408,3 +408,16 @@ class AuditLog(Base):
     # refused words from followers cannot push real admin actions out of view.
     kind: Mapped[str] = mapped_column(String(8), default="action", server_default="action")
     __table_args__ = (Index("ix_audit_log_kind_id", "kind", "id"),)
+
+
+class SubscribeConsent(Base):
+    """A follower's answer to a subscription-notification template (订阅通知), from WeChat's
+    subscribe_msg_popup_event / subscribe_msg_change_event (and a bizsend refused with 43101): the latest
+    answer per (openid, template) by the event's time. Notices go by message/subscribe/bizsend only while
+    it is `accept` (worker/push.py)."""
+
+    __tablename__ = "subscribe_consents"
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(8))  # accept | reject
+    changed_at: Mapped[datetime] = mapped_column(DateTime)  # the event's CreateTime (naive UTC)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # field). Neither set: the text goes as a customer-service message (only inside the 48-hour window).
     wechat_templates: dict[str, str] = Field(default_factory=dict)
     wechat_template_notice: str = ""
+    # Subscription notifications (订阅通知, message/subscribe/bizsend): WECHAT_SUBSCRIBE_TEMPLATES maps a push
+    # kind to a subscription template id (JSON, e.g. {"redeem": "..."}); its "notice" entry is the general
+    # one, the text in its `thing1` field (20 characters). A follower who accepted the template gets the
+    # push that way; anyone else as above (worker/push.py, README "Pushes").
+    wechat_subscribe_templates: dict[str, str] = Field(default_factory=dict)
 
     bot_host: str = "127.0.0.1"
     bot_port: int = 8080

@@ -1,6 +1,7 @@
 """A fake of WeChat's server API on loopback, for the outgoing client (SPEC 4).
 
-It plays `cgi-bin/stable_token`, `message/template/send`, `message/custom/send` and `qrcode/create` the way
+It plays `cgi-bin/stable_token`, `message/template/send`, `message/custom/send`, `qrcode/create` and
+`message/subscribe/bizsend` (subscription notifications; 43101 for an openid in `refused_subscribe`) the way
 the platform documents them, and the logins of the window (web/auth.py): `sns/jscode2session` (a mini
 program's `wx.login` code), `sns/oauth2/access_token` and the OAuth authorize page
 `connect/oauth2/authorize`, which redirects straight back with a code for `oauth_user` (as a phone whose
@@ -36,6 +37,7 @@ ERRMSG = {
     45011: "api minute-quota reach limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    43101: "user refuse to accept the msg",
     40029: "invalid code",
     40163: "code been used",
     40125: "invalid appsecret",
@@ -45,6 +47,7 @@ ENDPOINTS = {
     "token": "/cgi-bin/stable_token",
     "template": "/cgi-bin/message/template/send",
     "custom": "/cgi-bin/message/custom/send",
+    "subscribe": "/cgi-bin/message/subscribe/bizsend",
     "qr": "/cgi-bin/qrcode/create",
     "jscode2session": "/sns/jscode2session",
     "oauth_token": "/sns/oauth2/access_token",
@@ -77,6 +80,7 @@ class FakeWeChat:
     expires_in: int = 7200
     unfollowed: set[str] = field(default_factory=set)  # openids answered 43004
     silent: set[str] = field(default_factory=set)  # openids outside the customer-service window (45015)
+    refused_subscribe: set[str] = field(default_factory=set)  # openids that no longer accept (43101)
     requests: list[Request] = field(default_factory=list)
     tokens_issued: int = 0
     base_url: str = ""
@@ -98,6 +102,7 @@ class FakeWeChat:
         app.router.add_post(ENDPOINTS["token"], self._stable_token)
         app.router.add_post(ENDPOINTS["template"], self._template)
         app.router.add_post(ENDPOINTS["custom"], self._custom)
+        app.router.add_post(ENDPOINTS["subscribe"], self._subscribe)
         app.router.add_post(ENDPOINTS["qr"], self._qrcode)
         app.router.add_get(ENDPOINTS["jscode2session"], self._jscode2session)
         app.router.add_get(ENDPOINTS["oauth_token"], self._oauth_token)
@@ -215,6 +220,23 @@ class FakeWeChat:
             if rec.json["touser"] in self.unfollowed:
                 return {"errcode": 43004, "errmsg": ERRMSG[43004]}
             return {"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)}
+
+        return await self._handle(request, normal)
+
+    async def _subscribe(self, request: web.Request) -> web.StreamResponse:
+        def normal(rec: Request) -> dict[str, Any]:
+            if err := self._check_token(rec):
+                return err
+            b = rec.json
+            data = b.get("data")
+            if not b.get("touser") or not b.get("template_id") or not isinstance(data, dict) or not data or \
+                    not all(isinstance(v, dict) and "value" in v for v in data.values()):
+                return {"errcode": 47003, "errmsg": "argument invalid! data.thing1.value invalid"}
+            if b["touser"] in self.unfollowed:
+                return {"errcode": 43004, "errmsg": ERRMSG[43004]}
+            if b["touser"] in self.refused_subscribe:
+                return {"errcode": 43101, "errmsg": ERRMSG[43101]}
+            return {"errcode": 0, "errmsg": "ok"}
 
         return await self._handle(request, normal)
 

@@ -36,6 +36,13 @@ customer-service message, which WeChat only delivers inside the user's 48-hour w
 row is given up with the reason "no template configured; ... outside the customer-service window".
 `custom` rows are customer-service text messages (the satisfaction invitation, replies to talents).
 
+Subscription notifications (订阅通知) come first for `template` rows: when WECHAT_SUBSCRIBE_TEMPLATES names
+a subscription template for the payload's kind (or a general `notice` one, the text in `thing1`) and the
+recipient accepted that template (scoring.consents, from WeChat's subscribe_msg_* events), the row goes by
+`message/subscribe/bizsend`. A refusal (43101: the follower no longer accepts) is recorded as a reject and
+the row falls back, in the same attempt, to the template message or customer-service text above; a
+transient failure is retried as any other.
+
 Station QR codes
 ----------------
 `issue_station_qrs` (cron, every minute) makes sure every active station whose kiosk is open (its page
@@ -68,7 +75,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import kiosk
+from scoring import consents, kiosk
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.kiosk import current_qr as current_qr  # re-exported: the QR records' reader lives in scoring
@@ -290,8 +297,59 @@ async def deliver(sessions: async_sessionmaker[AsyncSession], client: WeChatClie
     c = await claim(sessions, notification_id, now or utcnow())
     if isinstance(c, str):
         return c
-    outcome = await send(client, settings, c)
+    outcome = await send_subscribed(sessions, client, settings, c, now or utcnow())
+    if outcome is None:
+        outcome = await send(client, settings, c)
     return await record(sessions, c, outcome, now or utcnow())
+
+
+SUBSCRIBE_REFUSED: Final = 43101  # the follower does not (or no longer) accept this subscription template
+NOTICE_FIELD: Final = "thing1"  # the general subscription template's text field ("thing": 20 characters)
+
+
+def subscription(settings: Settings, c: Claim) -> tuple[str, dict[str, Any], str | None] | None:
+    """The subscription template, data and page for a `template` row, or None when none is configured."""
+    if c.channel != "template" or not settings.wechat_subscribe_templates:
+        return None
+    try:
+        payload = json.loads(c.payload)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    name = payload.get("template")
+    raw_data = payload.get("data")
+    url = payload.get("url") if isinstance(payload.get("url"), str) else None
+    named = settings.wechat_subscribe_templates.get(name) if isinstance(name, str) else None
+    if named:
+        return named, raw_data if isinstance(raw_data, dict) else {}, url
+    general = settings.wechat_subscribe_templates.get("notice")
+    text = str(payload.get("text") or "")
+    if general and text:
+        return general, {NOTICE_FIELD: text[:20]}, url
+    return None
+
+
+async def send_subscribed(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
+                          c: Claim, now: datetime) -> Outcome | None:
+    """Send the row as a subscription notification when its recipient accepted the template; None: not this
+    way (nothing configured, no consent, or the follower refused it just now: recorded, and the caller falls
+    back to the other channels)."""
+    found = subscription(settings, c)
+    if found is None:
+        return None
+    template_id, data, page = found
+    async with sessions() as s:
+        if template_id not in await consents.accepted(s, c.openid, [template_id]):
+            return None
+    outcome = await client.send_subscribe(c.openid, template_id, data, page=page)
+    if isinstance(outcome, GiveUp):
+        if outcome.errcode == SUBSCRIBE_REFUSED:
+            async with transaction(sessions) as s:
+                await consents.record(s, c.openid, [(template_id, consents.Consent.REJECT)], now)
+        log.info("notification %s: subscription notification not sent (%s); falling back", c.id, outcome.reason)
+        return None
+    return outcome
 
 
 async def due(sessions: async_sessionmaker[AsyncSession], now: datetime, limit: int = SWEEP_BATCH

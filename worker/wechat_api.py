@@ -148,6 +148,18 @@ class WeChatClient:
             body["url"] = url
         return await self._call("cgi-bin/message/template/send", body, retries=retries)
 
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, Any], *, page: str | None = None,
+                             retries: int | None = None) -> Outcome:
+        """Subscription notification (订阅通知, message/subscribe/bizsend): reaches a follower who accepted
+        the template, at any time. `data` values may be plain text or {"value": ...}."""
+        body: dict[str, Any] = {
+            "touser": openid, "template_id": template_id,
+            "data": {k: v if isinstance(v, dict) else {"value": str(v)} for k, v in data.items()},
+        }
+        if page:
+            body["page"] = page
+        return await self._call("cgi-bin/message/subscribe/bizsend", body, retries=retries)
+
     async def send_text(self, openid: str, text: str, *, retries: int | None = None) -> Outcome:
         """Customer-service text message (only inside the user's 48-hour window)."""
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
