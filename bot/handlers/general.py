@@ -45,7 +45,7 @@ def consent_answers(event: str, raw: dict[str, Any]) -> list[tuple[str, consents
     """(template id, accept|reject) from one event: the pop-up's and the settings' SubscribeStatusString;
     a send refused with 43101 (the follower no longer accepts) is a reject. One <List> or several."""
     block = raw.get(CONSENT_EVENTS[event])
-    items = block.get("List") if isinstance(block, dict) else None
+    items: Any = block.get("List", block) if isinstance(block, dict) else block  # XML: <List>; JSON: the items
     answers = []
     for item in items if isinstance(items, list) else [items]:
         if not isinstance(item, dict) or not isinstance(item.get("TemplateId"), str):
