@@ -17,6 +17,7 @@ from scoring.db import transaction
 from scoring.exports import build
 from scoring.models import Activity, AuditLog, Gift, Rating, RatingRun
 from tests import factories as f
+from tests.cli import run_cli
 
 NOW = datetime(2026, 11, 20, 4, 0)  # 2026-11-20 12:00 local
 HOSTILE = (
@@ -107,3 +108,14 @@ async def test_hostile_texts_reach_the_file_unchanged(sessions):
         wb, _ = await build(s, "activities", "2026-11", now=NOW)
     titles = [row[2].value for row in reopened(wb)[2:]]
     assert sorted(titles) == sorted([hostile(4), hostile(0)])  # no quote or space added in front
+
+
+async def test_export_command_writes_the_hyperlink_title_as_text(db_url, sessions, tmp_path):
+    """The issue's case, end to end: `talenthome export activities` with a =HYPERLINK(...) title."""
+    await seed(sessions)
+    out = tmp_path / "activities.xlsx"
+    done = await run_cli("export", "activities", "--period", "2026-11", "-o", str(out),
+                         env={"DATABASE_URL": db_url})
+    assert done.returncode == 0, done.stderr
+    cells = [row[2] for row in openpyxl.load_workbook(out).active.iter_rows(min_row=3)]
+    assert {c.value for c in cells} == {hostile(4), hostile(0)} and {c.data_type for c in cells} == {"s"}
