@@ -46,10 +46,11 @@ class Site:
 
 
 @pytest.fixture
-async def site(sqlite_url: str, redis_url: str) -> AsyncIterator[Site]:
+async def site(db_url: str, redis_url: str) -> AsyncIterator[Site]:
+    """On SQLite and on PostgreSQL (the `db_url` fixture)."""
     fake = await FakeWeChat(appid=APPID, secret=SECRET).start()
     try:
-        async for bot in start_bot(sqlite_url, redis_url, wechat_api_base=fake.base_url,
+        async for bot in start_bot(db_url, redis_url, wechat_api_base=fake.base_url,
                                    wechat_oauth_base=fake.base_url):
             base = bot.url.removesuffix("/wechat")
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
