@@ -495,6 +495,10 @@ def _refused(result: signups.SignupRefused, activity_id: int) -> ApiError:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object. `Content-Type: application/json` is required: a cross-site HTML form cannot
+    send it (a page elsewhere could otherwise post with the talent's cookie where SameSite does not hold)."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "bad_content_type")
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise ApiError(413, "too_large")
     raw = await request.content.read(MAX_JSON_BODY + 1)

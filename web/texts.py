@@ -19,6 +19,7 @@ ERRORS: dict[str, str] = {
     "bad_state": "登录已失效，请重新打开页面。",
     "method_not_allowed": "不支持这种请求方式。",
     "too_large": "请求内容太大。",
+    "bad_content_type": "请求内容须为 JSON（Content-Type: application/json）。",
     # Sign-up refusals (scoring.signups.SignupRefusal), as the bot words them.
     "closed": "活动 #{id} 已开始或已结束，报名和取消都已截止。",
     "full": "活动 #{id} 名额已满。",

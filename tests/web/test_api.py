@@ -404,6 +404,13 @@ async def test_signup_and_cancel_through_the_api(site: Site, city: City) -> None
     for bad in ({"activity_id": "abc"}, {"activity_id": True}, {"activity_id": 0}, {}, [1],
                 {"activity_id": soon.id, "talent_id": 1}):
         assert (await post(bad, 400))["error"]["code"] in ("bad_parameter", "bad_body", "unknown_parameter")
+    # A cross-site form post (text/plain) with the talent's cookie is not a sign-up.
+    site.http.cookie_jar.update_cookies({SESSION_COOKIE: auth["Authorization"].removeprefix("Bearer ")})
+    form = json.dumps({"activity_id": city.activities["open"].id})
+    async with site.http.post(site.base + "/api/v1/me/signups", data=form,
+                              headers={"Content-Type": "text/plain"}) as resp:
+        assert resp.status == 415 and (await resp.json())["error"]["code"] == "bad_content_type"
+    site.http.cookie_jar.clear()
     # Full for another talent.
     wang = {"Authorization": f"Bearer {await site.token_for('oTalentSecret02')}"}
     assert (await post({"activity_id": soon.id}, 409, wang))["error"]["code"] == "already"  # seeded sign-up
