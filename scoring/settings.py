@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scoring.rules import RULES
+
 DEMO_TOKEN = "talenthome-demo-token"
 DEMO_APPID = "wx0000000000demo01"
 DEMO_SECRET = "talenthome-demo-secret"
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
 
     bot_host: str = "127.0.0.1"
     bot_port: int = 8080
+    # Several `talenthome serve` processes on one port (SO_REUSEPORT; `talenthome run --bots N` sets it).
+    bot_reuse_port: bool = False
     admin_openids: str = ""
     allow_plain_staff_commands: bool = False
 
@@ -53,9 +57,9 @@ class Settings(BaseSettings):
     scene_secret: SecretStr | None = None
     station_code_rotation_s: int = 300
 
-    # Rules parameters (SPEC section 2 and 3).
-    activity_lead_hours: int = 24
-    activity_min_attendees: int = 1
+    # Rules parameters (SPEC section 2 and 3); the defaults are the rules table's (scoring/rules.py).
+    activity_lead_hours: int = RULES["R1"].params["lead_hours"]
+    activity_min_attendees: int = RULES["R1"].params["min_attendees"]
     # An activity's code credits from ACTIVITY_CODE_GRACE_MINUTES before its start to as many after its end;
     # publishing an activity longer than ACTIVITY_MAX_HOURS takes an admin.
     activity_code_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)

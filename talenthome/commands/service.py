@@ -58,8 +58,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run the arq worker (points, boards, pushes, calendar)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     p.set_defaults(func=worker)
-    p = sub.add_parser("run", help="run bot and worker together (starts a private Redis when REDIS_URL is unset)")
+    p = sub.add_parser("run", help="run bot and worker together (starts a private Redis when REDIS_URL is unset)",
+                       description="Run N bot processes sharing BOT_PORT (SO_REUSEPORT) and M arq workers, "
+                                   "migrating the database first. They share no state in memory: the "
+                                   "database and Redis arbitrate. Ctrl-C stops them all.")
+    p.add_argument("--bots", type=_count, default=1, metavar="N", help="bot processes on the one port (default 1)")
+    p.add_argument("--workers", type=_count, default=1, metavar="M", help="worker processes (default 1)")
     p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 64, got {text!r}")
+    return int(text)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -74,16 +85,15 @@ def serve(args: argparse.Namespace) -> int:
     settings.redis_url = redis_url(settings, private)
     try:
         web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port,
-                    print=lambda *_: None, access_log=None, handle_signals=True)
+                    reuse_port=settings.bot_reuse_port or None, print=lambda *_: None, access_log=None,
+                    handle_signals=True)
     finally:
         private.stop()
     return 0
 
 
 def worker(args: argparse.Namespace) -> int:
-    from arq.worker import Worker
-
-    from worker.settings import worker_settings
+    from worker.settings import create
 
     settings = Settings()
     require_schema(settings)
@@ -92,7 +102,7 @@ def worker(args: argparse.Namespace) -> int:
     settings.redis_url = url
     try:
         asyncio.set_event_loop(asyncio.new_event_loop())
-        Worker(**worker_settings(url, settings, burst=args.burst)).run()
+        create(url, settings, burst=args.burst).run()
     finally:
         private.stop()
     return 0
@@ -127,8 +137,13 @@ def run(args: argparse.Namespace) -> int:
         print(NO_TEMPLATES_WARNING, file=sys.stderr, flush=True)
     private = PrivateRedis(settings.var_dir)
     env = dict(os.environ, REDIS_URL=redis_url(settings, private))
+    if args.bots > 1:
+        env["BOT_REUSE_PORT"] = "1"  # N processes on one port: the kernel spreads connections among them
     exe = [sys.executable, "-m", "talenthome.cli"]
-    children = [subprocess.Popen([*exe, "serve"], env=env), subprocess.Popen([*exe, "worker"], env=env)]
+    names = [f"bot {i + 1} (talenthome serve)" for i in range(args.bots)]
+    names += [f"worker {i + 1} (talenthome worker)" for i in range(args.workers)]
+    children = [subprocess.Popen([*exe, "serve"], env=env) for _ in range(args.bots)]
+    children += [subprocess.Popen([*exe, "worker"], env=env) for _ in range(args.workers)]
     print(banner(settings, env["REDIS_URL"]), flush=True)
     stop = False
 
@@ -138,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    names = ("the bot (talenthome serve)", "the worker (talenthome worker)")
     try:
         while not stop and all(c.poll() is None for c in children):
             select.select([], [], [], 0.5)  # not time.sleep: EINVAL under libfaketime
