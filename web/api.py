@@ -47,6 +47,8 @@ DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
 MAX_OFFSET: Final = 1_000_000
 BOARD_TTL_S: Final = 1.0
+MAX_BOARDS: Final = 48  # boards kept in the process (periods); each is 10^4 rows at most
+FIRST_YEAR: Final = 2000  # periods before this year, or after next year, are refused
 MAX_AGE: Final = {"boards": 5, "featured": 60, "stations": 60, "station": 30, "activities": 30}
 MAX_JSON_BODY: Final = 4096
 
@@ -233,7 +235,10 @@ class BoardCache:
             # Ranking 10^4 stations costs a share of the loop: a changing board is re-ranked at most every
             # 4x that cost (and every ttl_s).
             result = _Board(done, now, rows, max(self.ttl_s, 4 * (done - started)), version, done)
+            self._boards.pop(period, None)
             self._boards[period] = result
+            while len(self._boards) > MAX_BOARDS:  # the least recently computed go (a reader may walk periods)
+                del self._boards[next(iter(self._boards))]
             return result
         finally:
             self._inflight.pop(period, None)
@@ -308,10 +313,14 @@ def _current_key(kind: str, minute: int) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _parse_period(kind: str, raw: str | None) -> Period | None:
+    """The period, or None when malformed or outside FIRST_YEAR .. next year (nothing to show there, and
+    every distinct period costs a ranking of every station)."""
     try:
         period = Period.parse(kind, raw, now=utcnow())
         period.bounds()
     except (ValueError, OverflowError):
+        return None
+    if period.year is not None and not FIRST_YEAR <= period.year <= periods.to_local(utcnow()).year + 1:
         return None
     return period
 

@@ -88,9 +88,12 @@ async def test_board_filters_keep_city_ranks_and_page(site: Site, city: City) ->
     ("/api/v1/boards/month?offset=x", "bad_parameter"),
     ("/api/v1/boards/month?period=2026-13", "bad_parameter"),
     ("/api/v1/boards/month?period=0000-01", "bad_parameter"),
+    ("/api/v1/boards/month?period=1999-12", "bad_parameter"),
+    ("/api/v1/boards/year?period=2999", "bad_parameter"),
     ("/api/v1/boards/year?period=2026-11", "bad_parameter"),
     ("/api/v1/boards/total?period=2026", "bad_parameter"),
     ("/api/v1/boards/month?type=hotel", "bad_parameter"),
+    ("/api/v1/boards/month?district=" + "x" * 65, "bad_parameter"),
     ("/api/v1/boards/month?limit=5&limit=6", "bad_parameter"),
     ("/api/v1/stations?q=x", "unknown_parameter"),
     ("/api/v1/stations?kind=villa", "bad_parameter"),
@@ -525,3 +528,14 @@ async def test_the_board_follows_the_ledger_and_a_delisting(site: Site, city: Ci
     assert now["updated_at"] >= first["updated_at"]
     cli = await cli_board(site, "month", "2026-11")
     assert [(r["code"], r["points"], r["rank"]) for r in cli] == [("S006", 10, 1), ("S001", 5, 2), ("S002", 3, 3)]
+
+
+async def test_walking_periods_keeps_a_bounded_number_of_boards(site: Site, city: City) -> None:
+    from web.api import BOARDS, MAX_BOARDS
+
+    for year in range(2022, 2027):
+        for month in range(1, 13):
+            await site.json(f"/api/v1/boards/month?period={year}-{month:02d}")
+    assert len(site.bot.app[BOARDS]._boards) <= MAX_BOARDS
+    body = await site.json("/api/v1/boards/month?period=2026-11")  # still right after evictions
+    assert body["rows"][0]["code"] == "S001"
