@@ -294,3 +294,122 @@ OP_SCAN_REJECTED = {
 OP_SCAN_REJECTED_OTHER = "未能签到，请稍后重试或联系管理员。"
 OP_NEW_SIGNUP = "【新报名】{name} 报名了活动 #{id} {title}，当前报名 {taken}{cap} 人。"
 OP_ACTIVITY_FULL = "【名额已满】活动 #{id} {title} 的 {cap} 个名额已全部报满。"
+
+# -- services, bookings and consultations (bot/handlers/services.py; policy measures 1, 7, 8, 9) --------------
+CATEGORY_NAMES = {"lecture": "人才讲堂", "seminar": "研修班", "culture": "在地文化讲解", "salon": "交流沙龙",
+                  "other": "其他"}
+SERVICES_WHICH = ("请发送“服务 站点名称或编码”查看该站点的服务清单，例如：服务 QZ001。"
+                  "到站打卡后，发送“服务”即可查看最近到访站点的清单。")
+SERVICES_NO_STATION = "没有找到站点“{text}”，请核对站点名称或编码。"
+SERVICES_HEAD = "{name}（{code}）服务清单"
+SERVICES_DUTIES = "服务职责：{duties}"
+SERVICES_COMMON = "【共性服务】"
+SERVICES_OWN = "【本站特色服务】"
+SERVICES_NONE_OWN = "本站暂未发布特色服务。"
+SERVICE_LINE = "#{id} {name}{schedule}{bookable}{description}"
+SERVICE_BOOKABLE = "（可预约，每时段 {cap} 人）"
+SERVICES_FOOT = "预约到站：预约 {code} 日期 时间 [服务编号]，例如：预约 {code} 明天 10:00"
+SERVICES_DELISTED = "{name} 已摘牌，暂停提供服务。"
+
+BOOK_USAGE = ("格式：预约 站点 日期 时间 [服务编号]\n"
+              "例如：预约 QZ001 明天 10:00，或 预约 QZ001 12-05 14:00 #3\n"
+              "日期可写 今天/明天/后天、12-05 或 2026-12-05；时间为整点，{first}:00 至 {last}:00，每个时段 1 小时。")
+BOOK_MINE = "您的预约：\n{lines}\n如需取消，请发送“取消预约 编号”。"
+BOOK_LINE = "#{id} {when} {station}{service}"
+BOOK_OK = ("预约成功！预约号 #{id}：{when} {station}{service}。\n"
+           "到站后扫描站点码打卡即可；开始前会提醒您。如需取消，请发送“取消预约 {id}”。")
+BOOK_REFUSED = {
+    "no_station": "没有找到这个站点，请核对站点名称或编码。",
+    "delisted": "该站点已摘牌，暂不接受预约。",
+    "no_service": "该站点没有这个服务项目，请发送“服务 站点”查看可预约的服务。",
+    "not_bookable": "这个服务项目不需要预约，可直接到站办理。",
+    "bad_slot": "请选择整点时段，{first}:00 至 {last}:00，例如 10:00。",
+    "past": "这个时段已过，请选择之后的时段。",
+    "too_far": "最多可预约 {limit} 天内的时段，请重新选择日期。",
+    "full": "这个时段已约满，请换一个时段。",
+    "already": "您已预约了这个时段，无需重复预约。",
+    "too_many": "您已有 {limit} 个未完成的预约，请先完成或取消后再预约。",
+}
+BOOK_BAD_DATE = "没有看懂日期或时间。" + "\n" + "例如：预约 QZ001 明天 10:00"
+UNBOOK_USAGE = "格式：取消预约 预约号，例如：取消预约 12"
+UNBOOK_OK = "已取消预约 #{id}（{when} {station}）。"
+UNBOOK_REFUSED = {
+    "not_found": "没有找到您的预约 #{id}，请发送“预约”查看您的预约。",
+    "not_open": "预约 #{id} 已取消或已结束，无需再取消。",
+    "started": "预约 #{id} 的时段已开始，无法取消。",
+}
+OP_NEW_BOOKING = "【新预约】{name} 预约了 {time} 到站{service}（预约号 #{id}），该时段已约 {taken}/{cap} 人。"
+
+ASK_USAGE = ("格式：咨询 问题内容（发给您最近到访的站点）\n"
+             "或：咨询 站点编码 问题内容；咨询 全市 问题内容（发给市级“人才之家”）。")
+ASK_OK = "您的咨询已提交（编号 #{id}），已转给{station}的工作人员，答复会通过公众号发给您。"
+ASK_REFUSED = {
+    "empty": ASK_USAGE,
+    "too_long": "咨询内容请不要超过 {max} 字。",
+    "too_many": "您已有 {limit} 个咨询尚未办结，请等待答复后再提新问题。",
+    "no_station": "没有找到这个站点，请核对站点编码。",
+    "delisted": "抱歉，{station}已摘牌，暂不受理咨询。您可以发送“咨询 全市 问题内容”向市级咨询。",
+}
+CITY_NAME = "市级“人才之家”"
+STAFF_ASKED = "【新咨询 #{id}】{station}：{question}\n发送“接单 #{id}”认领，或“答复 #{id} 内容”直接答复。"
+TALENT_ANSWER = "【咨询答复 #{id}】{answer}\n如还有疑问可继续咨询；满意度评价请发送“评价咨询 #{id} 1-5”。"
+TALENT_CLOSED = "您的咨询 #{id} 已办结。欢迎发送“评价咨询 #{id} 1-5”评价本次服务。"
+STAFF_TRANSFERRED = "【咨询转交 #{id}】以下咨询已转交给您负责：{question}\n请发送“答复 #{id} 内容”答复。"
+RATE_USAGE = "格式：评价咨询 编号 分数(1-5)，例如：评价咨询 #12 5"
+RATE_OK = "感谢您的评价！咨询 #{id}：{score} 分。"
+RATE_REFUSED = {
+    "not_found": "没有找到您的咨询 #{id}。",
+    "not_answered": "咨询 #{id} 还没有答复，答复后再评价吧。",
+    "rated": "您已评价过咨询 #{id}，感谢！",
+    "bad_score": RATE_USAGE,
+}
+
+ANSWER_USAGE = "格式：答复 #编号 内容，例如：答复 #12 您好，政策申报材料请见……"
+CLAIM_USAGE = "格式：接单 #编号"
+CLOSE_USAGE = "格式：结单 #编号"
+TRANSFER_USAGE = "格式：转交 #编号 同事编号。本站同事：{colleagues}"
+ANSWER_OK = "已答复咨询 #{id}，答复已发送给人才。{claimed}如已办结，请发送“结单 #{id}”。"
+ANSWER_CLAIMED = "您已成为该咨询的首问责任人。"
+CLAIM_OK = "已接单：咨询 #{id} 由您负责（首问责任）。请发送“答复 #{id} 内容”答复。"
+TRANSFER_OK = "咨询 #{id} 已转交给工作人员 #{to}，转交已记录。"
+CLOSE_OK = "咨询 #{id} 已结单，已通知人才。"
+CONSULT_REFUSED = {
+    "not_found": "没有找到咨询 #{id}（只能处理本站的咨询）。",
+    "closed": "咨询 #{id} 已结单。",
+    "owned": "咨询 #{id} 已由{owner}负责，请与其联系；如需转交，请由负责人发送“转交”。",
+    "bad_target": "转交对象须为本站在岗工作人员或管理员，请核对编号。本站同事：{colleagues}",
+    "empty": ANSWER_USAGE,
+    "too_long": "答复内容请不要超过 {max} 字。",
+}
+OWNER_STAFF = "工作人员 #{id}"
+OWNER_ADMIN = "管理员"
+TODO_NONE = "暂无待办咨询。"
+TODO_HEAD = "待办咨询（{n} 条）："
+TODO_LINE = "#{id} [{state}] {station}{when}：{question}"
+TODO_MINE = "我负责"
+TODO_UNOWNED = "待接单"
+TODO_FOOT = "接单 #编号 认领；答复 #编号 内容；转交 #编号 同事编号；结单 #编号"
+
+SVC_ADD_USAGE = ("格式：服务 新增 名称 | 说明 | 提供时间 | 可预约(是/否) | 每时段名额\n"
+                 "例如：服务 新增 创业辅导 | 一对一创业咨询 | 每周三下午 | 是 | 3\n"
+                 "管理员在名称前写站点编码或“全市”：服务 新增 QZ001 创业辅导 | ...")
+SVC_EDIT_USAGE = "格式：服务 修改 编号 名称 | 说明 | 提供时间 | 可预约(是/否) | 每时段名额"
+SVC_REMOVE_USAGE = "格式：服务 下架 编号"
+SVC_ADDED = "已新增服务 #{id} {name}。"
+SVC_EDITED = "已修改服务 #{id} {name}。"
+SVC_REMOVED = "已下架服务 #{id} {name}。"
+SVC_REFUSED = {
+    "no_station": "没有找到这个站点，请核对站点编码。",
+    "not_found": "没有找到服务 #{id}。",
+    "other_station": "只能修改本站的服务清单（共性服务清单由管理员维护）。",
+    "bad_name": "请填写服务名称。",
+    "too_long": "内容过长：名称不超过 60 字，说明不超过 300 字，提供时间不超过 100 字。",
+    "bad_capacity": "可预约的服务请填写每时段名额（1-1000 的整数）。",
+    "duplicate": "清单里已有同名服务，请换一个名称或修改原服务。",
+    "bad_category": "分类须为：人才讲堂、研修班、在地文化讲解、交流沙龙、其他。",
+}
+DUTIES_USAGE = "格式：服务职责 内容（管理员：服务职责 站点编码 内容），不超过 2000 字。"
+DUTIES_OK = "已更新{name}的服务职责。"
+CATEGORY_USAGE = "格式：活动分类 活动编号 分类（人才讲堂、研修班、在地文化讲解、交流沙龙、其他）"
+CATEGORY_OK = "活动 #{id} {title} 的分类已设为“{category}”。"
+ACTIVITIES_CATEGORY_NONE = "近期没有“{category}”类活动。发送“活动”查看全部活动。"

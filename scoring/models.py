@@ -108,6 +108,8 @@ class Activity(Base):
     # Work markers for the worker's calendar (reminder sent, invitations sent); not points.
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
     invited_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # lecture (人才讲堂) | seminar (研修班) | culture (在地文化讲解) | salon (交流沙龙) | other (policy measure 9)
+    category: Mapped[str] = mapped_column(String(16), default="other", server_default="other")
     __table_args__ = (CheckConstraint("ends_at > starts_at", name="ck_activity_times"),)
 
 
@@ -421,3 +423,99 @@ class SubscribeConsent(Base):
     template_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     status: Mapped[str] = mapped_column(String(8))  # accept | reject
     changed_at: Mapped[datetime] = mapped_column(DateTime)  # the event's CreateTime (naive UTC)
+
+
+# -- services, bookings and consultations (policy measures 1, 7, 8; scoring/services.py, bookings.py,
+# consultations.py) ---------------------------------------------------------------------------------------
+class ServiceItem(Base):
+    """An item of a service list (服务清单): `station_id` NULL is the city-wide common list, else the
+    station's own. `active` False: withdrawn (kept for the bookings that name it)."""
+
+    __tablename__ = "service_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    schedule: Mapped[str] = mapped_column(String(100), default="")  # when it is offered, as people write it
+    bookable: Mapped[bool] = mapped_column(Boolean, default=False)
+    capacity: Mapped[int | None] = mapped_column(Integer)  # talents per slot when bookable
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (CheckConstraint("capacity IS NULL OR capacity > 0", name="ck_service_capacity"),)
+
+
+class StationDuties(Base):
+    """A station's written statement of its service duties (服务职责, policy measure 1)."""
+
+    __tablename__ = "station_duties"
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80), default="")
+
+
+class Booking(Base):
+    """A talent's booking (预约) of a slot at a station, for a service (`service_id`) or a plain visit.
+    booked -> cancelled | kept (a check-in there that day) | no_show (the slot passed without one)."""
+
+    __tablename__ = "bookings"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    talent_id: Mapped[int] = mapped_column(ForeignKey("talents.id"), index=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("service_items.id"))
+    slot_start: Mapped[datetime] = mapped_column(DateTime)
+    slot_end: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime)  # when it became kept or no_show
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    __table_args__ = (
+        CheckConstraint("status IN ('booked','cancelled','kept','no_show')", name="ck_booking_status"),
+        CheckConstraint("slot_end > slot_start", name="ck_booking_slot"),
+        Index("ix_bookings_station_slot", "station_id", "slot_start"),
+        Index("ix_bookings_status_slot", "status", "slot_start"),
+    )
+
+
+class Consultation(Base):
+    """A talent's question (咨询) to a station (`station_id`) or the city (NULL). The first staff member to
+    claim or answer it owns it (首问责任, `first_owner_openid` never changes); a transfer moves
+    `owner_openid` and is kept in ConsultationEvent."""
+
+    __tablename__ = "consultations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    talent_id: Mapped[int] = mapped_column(ForeignKey("talents.id"), index=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    question: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    owner_openid: Mapped[str | None] = mapped_column(String(64))
+    first_owner_openid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    talent_last_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # the 48-hour window
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_answer_at: Mapped[datetime | None] = mapped_column(DateTime)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # 1: staff again, 2: admins
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("status IN ('open','closed')", name="ck_consultation_status"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_consultation_rating"),
+        Index("ix_consultations_station_status", "station_id", "status"),
+    )
+
+
+class ConsultationEvent(Base):
+    """The history of a consultation: asked, claimed, answered, transferred, escalated, closed, rated."""
+
+    __tablename__ = "consultation_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    target: Mapped[str | None] = mapped_column(String(80))  # a transfer's new owner

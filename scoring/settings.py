@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     fraud_daily_floor: int = 20
     fraud_daily_median_factor: int = 5
 
+    # Services, bookings and consultations (issue 12; scoring/bookings.py, scoring/consultations.py).
+    booking_horizon_days: int = Field(default=30, ge=1, le=365)  # how far ahead a slot may be booked
+    booking_visit_capacity: int = Field(default=10, ge=1)  # talents per slot for a plain visit
+    booking_reminder_minutes: int = Field(default=120, ge=5)  # the talent is reminded this long before
+    talent_max_open_bookings: int = Field(default=3, ge=1)
+    talent_max_open_questions: int = Field(default=3, ge=1)
+    consultation_escalate_hours: float = Field(default=4, gt=0)  # working hours (Mon-Fri 9-18, Shanghai)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, v: str) -> str:

@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import outbox
@@ -56,9 +56,13 @@ class Page:
     total: int
 
 
-async def upcoming(session: AsyncSession, now: datetime, page: int = 1, per_page: int = PAGE_SIZE) -> Page:
-    """Page `page` (from 1) of upcoming published activities of all stations, soonest first."""
-    where = (Activity.status == "published", Activity.starts_at > now)
+async def upcoming(session: AsyncSession, now: datetime, page: int = 1, per_page: int = PAGE_SIZE,
+                   category: str | None = None) -> Page:
+    """Page `page` (from 1) of upcoming published activities of all stations, soonest first; only those of
+    `category` (scoring.services.CATEGORIES) when given."""
+    where: tuple[ColumnElement[bool], ...] = (Activity.status == "published", Activity.starts_at > now)
+    if category is not None:
+        where += (Activity.category == category,)
     total = int(await session.scalar(select(func.count(Activity.id)).where(*where)) or 0)
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)

@@ -32,16 +32,22 @@ def seats(item: signups.Listed) -> str:
     return texts.SEATS_LEFT.format(left=left) if left > 0 else texts.SEATS_FULL
 
 
+# Activity categories as people type them (policy measure 9): 人才讲堂, 研修班, ... or the stored code.
+CATEGORIES = {name: code for code, name in texts.CATEGORY_NAMES.items()} | {c: c for c in texts.CATEGORY_NAMES}
+
+
 @router.word("活动", "activities", changes_state=False)
 async def activities(ctx: Context, rest: str) -> str:
-    page = parse_id(rest) if rest else 1
+    head, _, tail = rest.partition(" ")
+    category = CATEGORIES.get(head.lower())  # 活动 人才讲堂 [page]
+    page = parse_id(tail if category else rest) if (tail if category else rest) else 1
     now = ctx.incoming.received_at or utcnow()
     talent = await ctx.talent()  # before our session: on SQLite a second one would wait for its lock
     async with ctx.deps.sessions() as s:
-        found = await signups.upcoming(s, now, page or 1)
+        found = await signups.upcoming(s, now, page or 1, category=category)
         mine = await signups.my_signups(s, talent.id, now) if talent is not None else []
     if not found.items:
-        return texts.ACTIVITIES_NONE
+        return texts.ACTIVITIES_CATEGORY_NONE.format(category=head) if category else texts.ACTIVITIES_NONE
     lines = [texts.ACTIVITIES_HEAD.format(page=found.page, pages=found.pages, total=found.total)]
     lines += [texts.ACTIVITY_LINE.format(id=a.id, title=a.title, station=a.station, when=when(a.starts_at, a.ends_at),
                                          seats=seats(a)) for a in found.items]
