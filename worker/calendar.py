@@ -12,20 +12,24 @@ deterministic keys, MonthClose's primary key, the activities' work markers).
   admins are told once (per revision).
 - plan reminders: day 25 at 09:00 (not at midnight: people read them).
 - activity reminders and satisfaction invitations: every minute.
+- services: every minute, booking reminders (BOOKING_REMINDER_MINUTES ahead), bookings settled as kept or
+  no-show an hour after their slot, consultations escalated (CONSULTATION_ESCALATE_HOURS working hours).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from arq import cron
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import calendar, rating
+from scoring import bookings, calendar, consultations, rating
+from scoring.bookings import Settled
 from scoring.calendar import CloseRefused, MonthClosed, Sent
 from scoring.clock import utcnow
+from scoring.consultations import Escalated
 from scoring.db import transaction
 from scoring.periods import month_key, previous_month, year_of
 from scoring.settings import Settings
@@ -102,6 +106,26 @@ async def cron_invitations(ctx: dict[str, Any]) -> None:
     await invite_attendees(ctx["sessions"], ctx["redis"], utcnow())
 
 
+# -- services (issue 12): booking reminders, kept/no-show settling, consultation escalation -----------------
+async def services_tick(sessions: Sessions, settings: Settings, now: datetime) -> tuple[int, Settled, Escalated]:
+    """One pass: remind talents of their bookings, settle bookings whose slot passed, escalate questions
+    nobody took. Each its own transaction; safe to repeat (work markers and outbox keys)."""
+    async with transaction(sessions) as s:
+        reminded = await bookings.remind(s, now, timedelta(minutes=settings.booking_reminder_minutes))
+    async with transaction(sessions) as s:
+        settled = await bookings.settle(s, now)
+    async with transaction(sessions) as s:
+        escalated = await consultations.escalate(s, now, hours=settings.consultation_escalate_hours,
+                                                 admin_openids=settings.admin_openid_set)
+    if reminded or settled.kept or settled.no_show or escalated.staff or escalated.admins:
+        log.info("services: %d reminders, %s, %s", reminded, settled, escalated)
+    return reminded, settled, escalated
+
+
+async def cron_services(ctx: dict[str, Any]) -> None:
+    await services_tick(ctx["sessions"], ctx["settings"], utcnow())
+
+
 FUNCTIONS: list[Any] = []
 CRON = [
     cron(cron_month_close, name="calendar:month_close", minute=0, timeout=600),
@@ -109,4 +133,5 @@ CRON = [
     cron(cron_plan_reminders, name="calendar:plan_reminders", day=25, hour=9, minute=0, timeout=600),
     cron(cron_activity_reminders, name="calendar:activity_reminders", timeout=55),
     cron(cron_invitations, name="calendar:invitations", timeout=55),
+    cron(cron_services, name="calendar:services", timeout=55),
 ]
