@@ -16,6 +16,7 @@ Promises
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, NamedTuple
@@ -27,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring import boards, live, periods
 from scoring.models import Activity, Attendance, BoardSnapshot, Entry, MonthClose, Signup, Station
 from scoring.periods import Period
-from scoring.ranking import Ranked
 
 KINDS: Final = ("home", "community")
 TYPES: Final = ("comprehensive", "industry", "professional", "service")
@@ -302,6 +302,11 @@ class MonthPoint:
     closed: bool  # from the month close's snapshot (final) or the live board (the month still runs)
 
 
+class _Line(NamedTuple):
+    rank: int
+    points: int
+
+
 @dataclass(frozen=True)
 class StationCard:
     info: StationInfo
@@ -332,18 +337,30 @@ async def _month_points(session: AsyncSession, station_id: int, months: list[str
     return out
 
 
+BoardOf = Callable[[Period], Awaitable[list[BoardRow] | None]]
+
+
 async def station_card(session: AsyncSession, redis: Redis, code: str, *, now: datetime,
-                       activity_limit: int = 20) -> StationCard | None:
-    """The public card of an active station, or None (unknown or delisted)."""
+                       activity_limit: int = 20, board_of: BoardOf | None = None) -> StationCard | None:
+    """The public card of an active station, or None (unknown or delisted). `board_of`: where to read a
+    period's board from (a caller that keeps ranked boards, e.g. the web's cache; None: not kept); else each
+    is ranked now, in this session."""
     row = await session.scalar(select(Station).where(Station.code == code))
     if row is None or row.status != "active":
         return None
     info = _info(row)
+
+    async def standing_in(period: Period) -> _Line | None:
+        kept = await board_of(period) if board_of is not None else None
+        if kept is not None:
+            return next((_Line(r.rank, r.points) for r in kept if r.code == code), None)
+        found = await live.station_standing(session, redis, row.id, period, now=now)
+        return _Line(found.rank, found.points) if found is not None else None
+
     ranks: dict[str, Standing] = {}
-    standings: dict[str, Ranked | None] = {}
+    standings: dict[str, _Line | None] = {}
     for kind in BOARD_KINDS:
-        period = Period.parse(kind, now=now)
-        standings[kind] = await live.station_standing(session, redis, row.id, period, now=now)
+        standings[kind] = await standing_in(Period.parse(kind, now=now))
     months = last_months(now)
     sql_points = await _month_points(session, row.id, months)
     snap = {p: (rank, points) for p, rank, points in (await session.execute(
@@ -363,7 +380,7 @@ async def station_card(session: AsyncSession, redis: Redis, code: str, *, now: d
         elif m in closed:  # closed without this station on the board (not eligible then)
             chart.append(MonthPoint(m, sql_points.get(m, 0), None, True))
         else:  # a month not closed yet (the close runs at 00:00 on day 1): its live board
-            standing = await live.station_standing(session, redis, row.id, Period("month", m), now=now)
+            standing = await standing_in(Period("month", m))
             chart.append(MonthPoint(m, standing.points if standing else sql_points.get(m, 0),
                                     standing.rank if standing else None, False))
     unranked = [k for k in BOARD_KINDS if standings[k] is None]

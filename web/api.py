@@ -381,8 +381,17 @@ async def station(request: web.Request) -> web.Response:
     if len(code) > 32:
         raise ApiError(404, "station_not_found")
     d = deps(request)
+    cache = request.app[BOARDS]
+    # The current boards from the cache, before this view's session (on SQLite a second session would wait
+    # for the first one's lock); older months not closed yet are ranked in the card's session.
+    now = utcnow()
+    kept = {p: (await cache.board(d, p)).rows for p in (Period.parse(k, now=now) for k in directory.BOARD_KINDS)}
+
+    async def board_of(period: Period) -> list[directory.BoardRow] | None:
+        return kept.get(period)
+
     async with d.sessions() as s:
-        card = await directory.station_card(s, d.redis, code, now=utcnow())
+        card = await directory.station_card(s, d.redis, code, now=now, board_of=board_of)
     if card is None:
         raise ApiError(404, "station_not_found")
     return public(request, {
