@@ -249,6 +249,11 @@ def _base_url(request: web.Request, settings: Settings) -> str:
     return (settings.web_base_url or f"{request.scheme}://{request.host}").rstrip("/")
 
 
+def _secure(request: web.Request, settings: Settings) -> bool:
+    """Cookies are Secure over HTTPS, including behind a proxy that ends TLS (WEB_BASE_URL https://...)."""
+    return request.secure or settings.web_base_url.startswith("https://")
+
+
 async def start_oauth(request: web.Request) -> web.Response:
     """GET /auth/wechat?next=/me: to WeChat's authorize page, with a state bound to a cookie."""
     settings = deps(request).settings
@@ -261,7 +266,7 @@ async def start_oauth(request: web.Request) -> web.Response:
     resp = web.Response(status=302, headers={"Location": url})
     resp.set_cookie(STATE_COOKIE, sign_state(settings.scene_key, state, next_path, time.time()),
                     max_age=STATE_TTL_S, path="/auth/", httponly=True, samesite="Lax",
-                    secure=request.secure)
+                    secure=_secure(request, settings))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -281,7 +286,7 @@ async def oauth_callback(request: web.Request) -> web.Response:
     token, _ = sign_session(settings.scene_key, openid, now)
     resp = web.Response(status=302, headers={"Location": started.next})
     resp.set_cookie(SESSION_COOKIE, token, max_age=SESSION_TTL_S, path="/", httponly=True, samesite="Lax",
-                    secure=request.secure)
+                    secure=_secure(request, settings))
     resp.del_cookie(STATE_COOKIE, path="/auth/")
     resp.headers["Cache-Control"] = "no-store"
     return resp

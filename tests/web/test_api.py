@@ -539,3 +539,25 @@ async def test_walking_periods_keeps_a_bounded_number_of_boards(site: Site, city
     assert len(site.bot.app[BOARDS]._boards) <= MAX_BOARDS
     body = await site.json("/api/v1/boards/month?period=2026-11")  # still right after evictions
     assert body["rows"][0]["code"] == "S001"
+
+
+async def test_behind_an_https_proxy(sqlite_url: str, redis_url: str) -> None:
+    """WEB_BASE_URL: WeChat returns to the public origin, and the cookies are Secure though the proxy speaks
+    plain HTTP to us."""
+    from urllib.parse import quote
+
+    import aiohttp
+
+    from tests.bot.conftest import start_bot
+
+    async for bot in start_bot(sqlite_url, redis_url, web_base_url="https://talent.example",
+                               wechat_oauth_base="https://open.example/"):
+        base = bot.url.removesuffix("/wechat")
+        async with aiohttp.ClientSession() as http, \
+                http.get(base + "/auth/wechat?next=/me", allow_redirects=False) as resp:
+            assert resp.status == 302
+            location = resp.headers["Location"]
+            assert location.startswith("https://open.example/connect/oauth2/authorize?")
+            assert "redirect_uri=" + quote("https://talent.example/auth/wechat/callback", safe="") in location
+            morsel = resp.cookies["th_oauth_state"]
+            assert morsel["secure"] and morsel["httponly"] and morsel["path"] == "/auth/"
