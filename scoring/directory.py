@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring import boards, live, periods
 from scoring.models import Activity, Attendance, BoardSnapshot, Entry, MonthClose, Signup, Station
 from scoring.periods import Period
+from scoring.services import ServiceView, card_services
 
 KINDS: Final = ("home", "community")
 TYPES: Final = ("comprehensive", "industry", "professional", "service")
@@ -316,7 +317,7 @@ class StationCard:
     ranks: dict[str, Standing]  # total, year, month (current periods)
     months: list[MonthPoint]  # the last 12 months, oldest first
     activities: list[ActivityView]
-    services: list[object] = field(default_factory=list)  # the next issue's service list
+    services: list[ServiceView] = field(default_factory=list)  # the common list, then the station's own
 
 
 def last_months(now: datetime, n: int = CHART_MONTHS) -> list[str]:
@@ -393,4 +394,5 @@ async def station_card(session: AsyncSession, redis: Redis, code: str, *, now: d
     upcoming = await activities(session, now=now, station_code=code, limit=activity_limit)
     return StationCard(info, eligible=row.eligible_from <= now,
                        featured_now=periods.month_key(now) in featured_months, featured_months=featured_months,
-                       ranks=ranks, months=chart, activities=upcoming.items)
+                       ranks=ranks, months=chart, activities=upcoming.items,
+                       services=await card_services(session, row.id))

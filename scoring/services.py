@@ -112,17 +112,46 @@ async def service_list(session: AsyncSession, station: Station) -> ServiceList:
                        own=await station_items(session, station.id), duties=await duties_of(session, station.id))
 
 
+@dataclass(frozen=True)
+class ServiceView:
+    """An item as the window shows it (the station card, GET /api/v1/services)."""
+
+    id: int
+    name: str
+    description: str
+    schedule: str
+    bookable: bool
+    capacity: int | None
+    common: bool  # on the city-wide common list
+
+
+def view(it: ServiceItem) -> ServiceView:
+    return ServiceView(id=it.id, name=it.name, description=it.description, schedule=it.schedule,
+                       bookable=it.bookable, capacity=it.capacity, common=it.station_id is None)
+
+
+async def card_services(session: AsyncSession, station_id: int) -> list[ServiceView]:
+    """The common list, then the station's own items."""
+    return [view(it) for it in await common_items(session) + await station_items(session, station_id)]
+
+
 async def item(session: AsyncSession, item_id: int) -> ServiceItem | None:
     found = await session.get(ServiceItem, item_id)
     return found if found is not None and found.active else None
 
 
+@dataclass(frozen=True)
+class Offering:
+    total: int
+    rows: list[tuple[Station, list[ServiceItem]]]
+
+
 async def stations_offering(session: AsyncSession, service: str = "", district: str = "",
-                            station_type: str = "", limit: int = 50) -> list[tuple[Station, list[ServiceItem]]]:
+                            station_type: str = "", limit: int = 20, offset: int = 0) -> Offering:
     """Active stations offering a service whose name contains `service` (every station offers the common
     list, so a common item's name matches them all), in `district` (county) and of `station_type` when
-    given; each with its matching own items. Ordered by code; at most `limit`."""
-    q = select(Station).where(Station.status == "active")
+    given; each with its matching own items (all of them without `service`). By code, paged."""
+    q = select(Station.id).where(Station.status == "active")
     if district:
         q = q.where(Station.county == district)
     if station_type:
@@ -135,7 +164,9 @@ async def stations_offering(session: AsyncSession, service: str = "", district: 
         if not common_match:
             q = q.where(Station.id.in_(select(ServiceItem.station_id).where(
                 ServiceItem.active, ServiceItem.name.contains(service, autoescape=True))))
-    stations = list((await session.scalars(q.order_by(Station.code).limit(limit))).all())
+    total = int(await session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    stations = list((await session.scalars(select(Station).where(Station.id.in_(q)).order_by(Station.code)
+                                           .limit(limit).offset(offset))).all())
     ids = [s.id for s in stations]
     items: dict[int, list[ServiceItem]] = {i: [] for i in ids}
     if ids:
@@ -145,7 +176,7 @@ async def stations_offering(session: AsyncSession, service: str = "", district: 
         for it in (await session.scalars(iq.order_by(ServiceItem.id))).all():
             assert it.station_id is not None
             items[it.station_id].append(it)
-    return [(s, items[s.id]) for s in stations]
+    return Offering(total, [(s, items[s.id]) for s in stations])
 
 
 # -- editing -----------------------------------------------------------------------------------------------

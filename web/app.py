@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web import api, auth, pages
+from web import api, api_services, auth, pages
 from web.deps import DEPS_OF, DepsOf
 
 
 def setup(app: web.Application, deps: DepsOf) -> None:
     app[DEPS_OF] = deps
     api.setup(app, deps)
+    api_services.setup(app)
     auth.setup(app, deps)
     pages.setup(app, deps)
