@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -218,6 +219,25 @@ async def mark_kept(session: AsyncSession, *, talent_id: int, station_id: int, d
         Booking.slot_start >= start, Booking.slot_start < start + timedelta(days=1))
         .values(status="kept", settled_at=now, visit_id=visit_id))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def keep_for_visits(session: AsyncSession, visit_ids: Sequence[int], now: datetime) -> int:
+    """The visit path's call (the worker applying a batch of visits): each accepted visit keeps its talent's
+    open bookings at that station that day. Two small queries when nobody in the batch booked."""
+    if not visit_ids:
+        return 0
+    rows = (await session.execute(select(Visit.id, Visit.talent_id, Visit.station_id, Visit.local_day).where(
+        Visit.id.in_(list(visit_ids)), Visit.status == "accepted", Visit.talent_id.is_not(None),
+        Visit.station_id.is_not(None)))).all()
+    talents = {r.talent_id for r in rows}
+    booked = set((await session.scalars(select(Booking.talent_id).where(
+        Booking.status == "booked", Booking.talent_id.in_(talents)).distinct())).all()) if talents else set()
+    kept = 0
+    for vid, talent_id, station_id, day in rows:
+        if talent_id in booked and station_id is not None:
+            kept += await mark_kept(session, talent_id=talent_id, station_id=station_id, day=day, visit_id=vid,
+                                    now=now)
+    return kept
 
 
 @dataclass

@@ -89,3 +89,20 @@ async def test_mark_kept_is_the_visit_paths_call(sessions: async_sessionmaker[As
     async with transaction(sessions) as s:
         done = await bookings.settle(s, SLOT + timedelta(hours=2))
     assert (done.kept, done.no_show) == (0, 1)
+
+
+async def test_keep_for_visits(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with transaction(sessions) as s:
+        st = await f.station(s, "QZ001")
+        booked = await f.talent(s, "QZ1", openid="oA")
+        walk_in = await f.talent(s, "QZ2", openid="oB")
+        assert isinstance(await bookings.book(s, talent_id=booked.id, station_id=st.id, slot_start=SLOT,
+                                              service_id=None, now=NOW, limits=Limits()), Booked)
+        visits = [await f.visit(s, t, st, SLOT + timedelta(minutes=3)) for t in (booked, walk_in)]
+    async with transaction(sessions) as s:
+        assert await bookings.keep_for_visits(s, [v.id for v in visits], SLOT) == 1
+        assert await bookings.keep_for_visits(s, [v.id for v in visits], SLOT) == 0
+        assert await bookings.keep_for_visits(s, [], SLOT) == 0
+    async with sessions() as s:
+        row = (await s.scalars(select(Booking))).one()
+    assert (row.status, row.visit_id) == ("kept", visits[0].id)
