@@ -66,6 +66,7 @@ from scoring.models import Activity, AuditLog, Base, Entry, Flag, Notification, 
 from scoring.periods import Period, local_day, month_key, to_utc_naive
 from scoring.settings import Settings
 from scoring.visits import Attended, Scan, record_attendance, record_visits
+from talenthome.demo_services import add_services
 
 COUNTIES = ("鲤城", "丰泽", "洛江", "泉港", "石狮", "晋江", "南安", "惠安", "安溪", "永春", "德化", "金门")
 ABBR = dict(zip(COUNTIES, ("LC", "FZ", "LJ", "QG", "SS", "JJ", "NA", "HA", "AX", "YC", "DH", "JM"), strict=True))
@@ -751,6 +752,7 @@ async def build(session: AsyncSession, redis: Redis, settings: Settings, *, now:
         city.step()
     if not city.hold_flag_id or not city.void_id:
         raise DemoError("the fraud hold or the void was not made")
+    await add_services(session, now=now, seed=seed)
     # Notifications of the history went to made-up people: none is left for the worker to send.
     await session.execute(update(Notification).where(Notification.status == "pending").values(
         status="given_up", last_error=DEMO_NOT_SENT))
