@@ -21,6 +21,7 @@ from scoring.ledger import activity_conditions
 from scoring.models import (
     Activity,
     Attendance,
+    Consultation,
     Entry,
     Flag,
     MediaReport,
@@ -232,11 +233,15 @@ async def station_activities(
 
 
 async def satisfaction_rate(session: AsyncSession, station_id: int) -> tuple[int, int]:
-    """(replies >= 4, replies) over all the station's activities."""
+    """(replies >= 4, replies) over all the station's activities and its rated consultations (咨询, whose
+    answer a talent may rate 1-5 like an activity)."""
     replies, satisfied = (await session.execute(select(
         func.count(Satisfaction.id), _SATISFIED)
         .join(Activity, Activity.id == Satisfaction.activity_id).where(Activity.station_id == station_id))).one()
-    return int(satisfied or 0), int(replies or 0)
+    rated, pleased = (await session.execute(select(
+        func.count(Consultation.id), func.coalesce(func.sum(case((Consultation.rating >= 4, 1), else_=0)), 0))
+        .where(Consultation.station_id == station_id, Consultation.rating.is_not(None)))).one()
+    return int(satisfied or 0) + int(pleased or 0), int(replies or 0) + int(rated or 0)
 
 
 async def open_flags(session: AsyncSession, station_id: int) -> int:

@@ -86,3 +86,16 @@ def test_working_hours() -> None:
     assert add_working_hours(datetime(2026, 11, 20, 9, 0), 4) == datetime(2026, 11, 23, 4, 0)  # Fri 17:00 -> Mon 12:00
     assert add_working_hours(datetime(2026, 11, 21, 2, 0), 1) == datetime(2026, 11, 23, 2, 0)  # Sat -> Mon 10:00
     assert add_working_hours(datetime(2026, 11, 17, 22, 0), 1) == datetime(2026, 11, 18, 2, 0)  # 06:00 -> 10:00
+
+
+async def test_answer_ratings_join_the_stations_satisfaction(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from scoring.operations import satisfaction_rate
+
+    st, cid = await seed(sessions, 1)
+    async with transaction(sessions) as s:
+        assert isinstance(await consultations.answer(s, cid=cid, actor="oOp0", scope=st, text="答", now=NOW,
+                                                     notices=NOTICES), Done)
+        talent_id = (await s.get(Consultation, cid)).talent_id  # type: ignore[union-attr]
+        assert await satisfaction_rate(s, st) == (0, 0)
+        assert isinstance(await consultations.rate(s, talent_id=talent_id, cid=cid, score=4, now=NOW), Done)
+        assert await satisfaction_rate(s, st) == (1, 1)
