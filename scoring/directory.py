@@ -233,6 +233,7 @@ class ActivityView:
     capacity: int | None
     taken: int
     signup_open: bool
+    category: str = "other"  # scoring.services.CATEGORIES
 
     @property
     def free_seats(self) -> int | None:
@@ -261,28 +262,30 @@ class ActivityList:
 
 async def activities(session: AsyncSession, *, now: datetime, station_code: str | None = None,
                      start: datetime | None = None, end: datetime | None = None, limit: int = 20,
-                     offset: int = 0) -> ActivityList:
+                     offset: int = 0, category: str | None = None) -> ActivityList:
     """Published activities of active stations starting in [start, end) (start defaults to now: upcoming),
-    soonest first, with seats taken and whether sign-up is open."""
+    of `category` when given, soonest first, with seats taken and whether sign-up is open."""
     where = [Activity.status == "published", Station.status == "active",
              Activity.starts_at >= (start if start is not None else now)]
     if end is not None:
         where.append(Activity.starts_at < end)
     if station_code is not None:
         where.append(Station.code == station_code)
+    if category is not None:
+        where.append(Activity.category == category)
     base = select(Activity.id).join(Station, Station.id == Activity.station_id).where(*where)
     total = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     rows = (await session.execute(
         select(Activity.id, Station.code, Station.name, Activity.title, Activity.theme, Activity.starts_at,
-               Activity.ends_at, Activity.capacity)
+               Activity.ends_at, Activity.capacity, Activity.category)
         .join(Station, Station.id == Activity.station_id).where(*where)
         .order_by(Activity.starts_at, Activity.id).limit(limit).offset(offset))).all()
     taken = await seats_taken(session, [r[0] for r in rows])
     items = []
-    for aid, code, sname, title, theme, s, e, cap in rows:
+    for aid, code, sname, title, theme, s, e, cap, category in rows:
         n = taken.get(aid, 0)
         items.append(ActivityView(aid, code, sname, title, theme or "", s, e, cap, n,
-                                  signup_open=now < s and (cap is None or n < cap)))
+                                  signup_open=now < s and (cap is None or n < cap), category=category))
     return ActivityList(items, total)
 
 

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from scoring import accounts, directory, periods, signups, statement
+from scoring import accounts, directory, periods, services, signups, statement
 from scoring.clock import unix, utcnow
 from scoring.db import transaction
 from scoring.periods import Period
@@ -189,7 +189,8 @@ def station_json(s: directory.StationInfo) -> dict[str, Any]:
 def activity_json(a: directory.ActivityView) -> dict[str, Any]:
     return {"id": a.id, "station": {"code": a.station_code, "name": a.station_name}, "title": a.title,
             "theme": a.theme, "starts_at": local_iso(a.starts_at), "ends_at": local_iso(a.ends_at),
-            "capacity": a.capacity, "taken": a.taken, "free_seats": a.free_seats, "signup_open": a.signup_open}
+            "capacity": a.capacity, "taken": a.taken, "free_seats": a.free_seats, "signup_open": a.signup_open,
+            "category": a.category}
 
 
 @dataclass
@@ -405,7 +406,7 @@ async def station(request: web.Request) -> web.Response:
 
 
 async def activities(request: web.Request) -> web.Response:
-    q = params(request, ("station", "from", "to", "limit", "offset"))
+    q = params(request, ("station", "from", "to", "category", "limit", "offset"))
     limit, offset = paging(q)
     start, end = _day(q, "from"), _day(q, "to")
     if start is not None and end is not None and end < start:
@@ -414,7 +415,8 @@ async def activities(request: web.Request) -> web.Response:
         found = await directory.activities(
             s, now=utcnow(), station_code=_text(q, "station", 32),
             start=periods.local_midnight_utc(start) if start else None,
-            end=periods.local_midnight_utc(end + timedelta(days=1)) if end else None, limit=limit, offset=offset)
+            end=periods.local_midnight_utc(end + timedelta(days=1)) if end else None, limit=limit, offset=offset,
+            category=_choice(q, "category", services.CATEGORIES))
     return public(request, {"total": found.total, "limit": limit, "offset": offset,
                             "rows": [activity_json(a) for a in found.items]}, MAX_AGE["activities"])
 

@@ -109,3 +109,21 @@ async def test_book_list_and_cancel(site: Site) -> None:
     await post({"station": "QZ001", "slot_start": "2026-11-19T11:00"}, 401, {})
     async with site.http.get(site.base + "/api/v1/me/bookings") as resp:
         assert resp.status == 401
+
+
+async def test_activities_by_category(site: Site) -> None:
+    from datetime import timedelta
+
+    from scoring.clock import utcnow
+    from scoring.models import Activity
+
+    async with transaction(site.bot.sessions) as s:
+        st = await factories.station(s, "QZ001")
+        now = utcnow()
+        for title, category in (("人工智能讲座", "lecture"), ("茶叙", "salon")):
+            s.add(Activity(station_id=st.id, title=title, starts_at=now + timedelta(days=2),
+                           ends_at=now + timedelta(days=2, hours=2), category=category))
+    lectures = await site.json("/api/v1/activities?category=lecture")
+    assert [(r["title"], r["category"]) for r in lectures["rows"]] == [("人工智能讲座", "lecture")]
+    assert len((await site.json("/api/v1/activities"))["rows"]) == 2
+    assert (await site.json("/api/v1/activities?category=opera", 400))["error"]["code"] == "bad_parameter"
