@@ -28,6 +28,12 @@ NOTICES = consultations.Notices(asked=texts.STAFF_ASKED, answer=texts.TALENT_ANS
 CITY_WORDS = frozenset({"全市", "市级", "city"})
 
 
+def _head(text: str) -> tuple[str, str]:
+    """The first word and the rest (any whitespace, the full-width space too)."""
+    parts = text.strip().split(None, 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0] if parts else "", "")
+
+
 def _now(ctx: Context) -> datetime:
     return ctx.incoming.received_at or utcnow()
 
@@ -154,7 +160,7 @@ async def ask(ctx: Context, rest: str) -> str:
         return texts.NEED_BIND
     if not rest:
         return texts.ASK_USAGE
-    head, _, tail = rest.partition(" ")
+    head, tail = _head(rest)
     settings = ctx.deps.settings
     async with transaction(ctx.deps.sessions) as s:
         station: Station | None
@@ -212,7 +218,7 @@ async def _refused(ctx: Context, r: consultations.Refused, cid: int, scope: int 
 
 @staff_router.word("答复", "answer")
 async def answer(ctx: Context, rest: str) -> str:
-    head, _, text = rest.partition(" ")
+    head, text = _head(rest)
     cid = parse_id(head)
     if cid is None or not text.strip():
         return texts.ANSWER_USAGE
@@ -310,7 +316,7 @@ async def service_add(ctx: Context, rest: str) -> str:
     station_id: int | None = scope
     async with transaction(ctx.deps.sessions) as s:
         if scope is None:  # an admin names the list first: a station code or 全市
-            target, _, name = parts[0].partition(" ")
+            target, name = _head(parts[0])
             if not name.strip():
                 return texts.SVC_ADD_USAGE
             parts[0] = name.strip()
@@ -333,7 +339,7 @@ async def service_add(ctx: Context, rest: str) -> str:
 @staff_router.word("服务 修改", "/service edit")
 async def service_edit(ctx: Context, rest: str) -> str:
     scope = await _scope(ctx)
-    head, _, tail = rest.partition(" ")
+    head, tail = _head(rest)
     item_id = parse_id(head)
     fields = _fields([p.strip() for p in tail.split("|")]) if item_id is not None else None
     if item_id is None or fields is None or not fields.name:
@@ -364,7 +370,7 @@ async def duties(ctx: Context, rest: str) -> str:
     text = rest
     async with transaction(ctx.deps.sessions) as s:
         if scope is None:
-            code, _, text = rest.partition(" ")
+            code, text = _head(rest)
             station = await services.find_station(s, code, exact=True) if code else None
         else:
             station = await s.get(Station, scope)

@@ -115,10 +115,13 @@ async def test_targets_limits_and_refusals(safe_bot: Bot) -> None:
     assert next(t for _, t in await inbox(safe_bot, "oAdminEnv")).startswith("【新咨询 #1】市级")
     assert (await wx.text("oT", "ask QZ001 站点几点开门？")).text == texts.ASK_OK.format(id=2, station="鲤城人才之家")
     assert (await consultation(safe_bot, 2)).question == "站点几点开门？"
+    assert (await wx.text("oT", "咨询　QZ001　周日开吗？")).text == texts.ASK_OK.format(id=3, station="鲤城人才之家")
+    async with transaction(safe_bot.sessions) as s:  # closed by staff: no longer open, out of the limit
+        (await s.get(Consultation, 3)).status = "closed"  # type: ignore[union-attr]
     assert (await wx.text("oT", "咨询 旧站 还开吗")).text == texts.ASK_REFUSED["delisted"].format(station="旧站")
     assert (await wx.text("oT", "咨询 " + "长" * 501)).text == texts.ASK_REFUSED["too_long"].format(max=500)
     assert (await wx.text("oT", "咨询")).text == texts.ASK_USAGE
-    assert (await wx.text("oT", "咨询 全市 第三个问题")).text.startswith("您的咨询已提交（编号 #3）")
+    assert (await wx.text("oT", "咨询 全市 第三个问题")).text.startswith("您的咨询已提交（编号 #4）")
     assert (await wx.text("oT", "咨询 第四个")).text == texts.ASK_REFUSED["too_many"].format(limit=3)
     assert (await wx.text("oT", "评价咨询 2 5")).text == texts.RATE_REFUSED["not_answered"].format(id=2)
     assert (await wx.text("oX", "咨询 你好")).text == texts.NEED_BIND
@@ -127,7 +130,7 @@ async def test_targets_limits_and_refusals(safe_bot: Bot) -> None:
         texts.ANSWER_OK.format(id=1, claimed=texts.ANSWER_CLAIMED)
     assert "没有使用" in (await wx.text("oT", "答复 #1 自问自答")).text
     async with safe_bot.sessions() as s:
-        assert len((await s.scalars(select(Consultation))).all()) == 3
+        assert len((await s.scalars(select(Consultation))).all()) == 4
 
 
 async def test_many_operators_answer_at_once_one_owner(safe_bot: Bot) -> None:
