@@ -3,7 +3,8 @@
 On SQLite (a file in a temporary folder) and on PostgreSQL (a throwaway cluster), load stations,
 talents and accepted visit facts spread over the current year, then time in the same run:
 
-  (a) ours: every visit applied through the ledger, `scoring.ledger.apply_visits`, one transaction per
+  (a) ours: every visit credited by rule R3 through the ledger, `scoring.facts.visit.credit` (the rule
+      and `scoring.ledger.post`, without the fraud screen), one transaction per
       batch of facts; the baseline: plain batched INSERTs of the same entry rows (two per fact) into a
       bare table with the same columns and only a primary key, one transaction per batch of the same size
       (for information, not a baseline: the same INSERTs into a table with all the indexes of `entries`,
@@ -53,10 +54,11 @@ from bench.common import (  # noqa: E402
     temp_postgres,
     timed,
 )
-from scoring import ledger, periods  # noqa: E402
+from scoring import periods  # noqa: E402
 from scoring.boards import station_board  # noqa: E402
 from scoring.clock import utcnow  # noqa: E402
 from scoring.db import make_engine, make_sessionmaker, transaction  # noqa: E402
+from scoring.facts import visit  # noqa: E402
 from scoring.models import Base, BigId, Entry, Station, Talent, Visit  # noqa: E402
 from scoring.periods import Period  # noqa: E402
 from scoring.rules import RULES  # noqa: E402
@@ -191,7 +193,7 @@ def bare_rows(facts: Sequence[Fact], first_id: int, recorded_at: datetime) -> li
     r3 = RULES["R3"]
     rows = []
     for i, f in enumerate(facts):
-        key = ledger.visit_key(f.talent_id, f.station_id, f.day)
+        key = f"visit:{visit.credit_key(f.talent_id, f.station_id, f.day)}"
         common = {"rule": r3.tag, "fact_kind": "visit", "fact_id": first_id + i, "occurred_at": f.at,
                   "recorded_at": recorded_at, "reverses_id": None, "actor": None, "reason": None}
         rows.append({"key": key + "#station", "amount": r3.station, "station_id": f.station_id,
@@ -261,12 +263,12 @@ async def apply_all(engine: AsyncEngine, facts: list[Fact], batch: int) -> tuple
                 await conn.execute(insert(indexed_entries), rows)
         with ours:
             async with transaction(sessions) as s:
-                applied += await ledger.apply_visits(s, ids)
+                applied += await visit.credit(s, ids)
         if part.start // batch % 100 == 99:
             print(f"    {part.stop:>9,} facts: ours {part.stop / ours.seconds:,.0f}/s, "
                   f"bare {part.stop / bare.seconds:,.0f}/s", flush=True)
     if applied != len(facts):
-        raise AssertionError(f"apply_visits applied {applied} of {len(facts)} facts")
+        raise AssertionError(f"credit applied {applied} of {len(facts)} facts")
     return ours.seconds, bare.seconds, indexed.seconds
 
 
@@ -281,7 +283,7 @@ async def verify(engine: AsyncEngine, n: int, batch: int) -> None:
         raise AssertionError(f"entries={entries} sum={total} bare={bare} unapplied={unapplied}, facts={n}")
     sessions = make_sessionmaker(engine)
     async with transaction(sessions) as s:
-        again = await ledger.apply_visits(s, range(1, min(batch, n) + 1))
+        again = await visit.credit(s, range(1, min(batch, n) + 1))
     async with engine.connect() as conn:
         after = await conn.scalar(select(func.count()).select_from(Entry))
     if again or after != entries:
@@ -325,7 +327,7 @@ async def run_one(db: str, url: str, size: Size, facts: list[Fact], batch: int, 
     try:
         with timed("load (schema, stations, talents, visits, ANALYZE)") as t_load:
             await load(engine, size, facts, now)
-        with timed("apply: ledger.apply_visits, bare and indexed INSERTs, alternating"):
+        with timed("apply: facts.visit.credit, bare and indexed INSERTs, alternating"):
             ours_s, bare_s, indexed_s = await apply_all(engine, facts, batch)
         with timed("verify (counts, idempotency)"):
             await verify(engine, len(facts), batch)

@@ -1,8 +1,8 @@
 """Worker benchmark (SPEC 7; issue 4, "Benchmark").
 
-(a) Points applied end to end on SQLite: a backlog of `apply_visit` jobs (one per recorded visit, as the bot
-    enqueues them) drained by 1 and 2 worker processes running the worker's real functions, start-up and
-    context (worker.settings.worker_settings; cron off so that the sweeper does not add copies): job
+(a) Points applied end to end on SQLite: a backlog of visit jobs (`apply("visit", id)`, one per recorded visit,
+    as the bot enqueues them) drained by 1 and 2 worker processes running the worker's real functions,
+    start-up and context (worker.settings.WorkerSettings; cron off so that the sweeper does not add copies): job
     pickup, fraud rules, ledger, live boards, rank-change checks and the outbox. Baseline in the same run:
     the same arq settings and processes draining as many no-op jobs. Target: ours >= 0.5x the no-op rate.
 (b) `rebuild-boards` (scoring.live.rebuild) from 1,000,000 ledger entries on SQLite. Target: < 60 s.
@@ -54,10 +54,12 @@ from bench.common import (  # noqa: E402
 from scoring import live, periods  # noqa: E402
 from scoring.clock import utcnow  # noqa: E402
 from scoring.db import make_engine, make_sessionmaker  # noqa: E402
+from scoring.facts import visit  # noqa: E402
+from scoring.facts.common import APPLY  # noqa: E402
 from scoring.models import Base, Entry, Notification, Visit  # noqa: E402
 from scoring.settings import Settings  # noqa: E402
 from talenthome.servers import RedisServer  # noqa: E402
-from worker.settings import worker_settings  # noqa: E402
+from worker.settings import create  # noqa: E402
 
 RATIO_TARGET = 0.5
 ARQ_OVERRIDES: dict[str, Any] = {}  # --poll-delay: the same for ours and the baseline
@@ -181,12 +183,12 @@ async def noop(ctx: dict[str, Any], i: int) -> None:
     return None
 
 
-def _run_worker(opts_factory: Callable[[], dict[str, Any]], go: Any) -> None:
+def _run_worker(make_worker: Callable[[], Worker], go: Any) -> None:
     # Forked from inside the parent's running event loop: start from a clean slate.
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(asyncio.new_event_loop())
     go.wait()
-    Worker(**opts_factory()).run()
+    make_worker().run()
 
 
 @dataclass
@@ -200,11 +202,11 @@ class Drained:
         return self.jobs / self.seconds
 
 
-async def drain(redis_url: str, jobs: int, processes: int, opts_factory: Callable[[], dict[str, Any]]) -> Drained:
+async def drain(redis_url: str, jobs: int, processes: int, make_worker: Callable[[], Worker]) -> Drained:
     """Fork `processes` workers (imports done), start them together, time until the queue is empty."""
     ctx = multiprocessing.get_context("fork")
     go = ctx.Event()
-    procs = [ctx.Process(target=_run_worker, args=(opts_factory, go), daemon=True) for _ in range(processes)]
+    procs = [ctx.Process(target=_run_worker, args=(make_worker, go), daemon=True) for _ in range(processes)]
     for p in procs:
         p.start()
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
@@ -225,12 +227,13 @@ async def drain(redis_url: str, jobs: int, processes: int, opts_factory: Callabl
     return Drained(jobs, processes, seconds)
 
 
-async def enqueue(redis_url: str, name: str, ids: list[int], job_id: Callable[[int], str]) -> None:
+async def enqueue(redis_url: str, jobs: list[tuple[str, tuple[Any, ...], str]]) -> None:
+    """Enqueue (function, args, job id) jobs on an empty Redis."""
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
         await pool.flushall()
-        for i in ids:
-            await pool.enqueue_job(name, i, _job_id=job_id(i))
+        for name, args, job_id in jobs:
+            await pool.enqueue_job(name, *args, _job_id=job_id)
     finally:
         await pool.aclose()
 
@@ -249,12 +252,12 @@ async def visits_run(folder: str, template: str, redis_url: str, ids: list[int],
     url = f"sqlite+aiosqlite:///{path}"
     settings = Settings(_env_file=None, database_url=url, redis_url=redis_url,  # type: ignore[call-arg]
                         wechat_api_base=wechat)
-    await enqueue(redis_url, "apply_visit", ids, lambda i: f"apply_visit:{i}")
+    await enqueue(redis_url, [(APPLY, job.args, job.id) for job in map(visit.job, ids)])
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     client = await create_pool(RedisSettings.from_dsn(redis_url))
     await live.rebuild(sessions, client)  # as a worker's first sweep does on an empty Redis
-    drained = await drain(redis_url, len(ids), processes, lambda: worker_settings(
+    drained = await drain(redis_url, len(ids), processes, lambda: create(
         redis_url, settings, cron_jobs=[], handle_signals=False, **ARQ_OVERRIDES))
     async with sessions() as s:
         entries = await s.scalar(select(sql_func.count()).select_from(Entry))
@@ -269,8 +272,8 @@ async def visits_run(folder: str, template: str, redis_url: str, ids: list[int],
 
 
 async def noop_run(redis_url: str, n: int, processes: int) -> Run:
-    await enqueue(redis_url, "noop", list(range(n)), lambda i: f"noop:{i}")
-    drained = await drain(redis_url, n, processes, lambda: worker_settings(
+    await enqueue(redis_url, [("noop", (i,), f"noop:{i}") for i in range(n)])
+    drained = await drain(redis_url, n, processes, lambda: create(
         redis_url, None, functions=[func(noop, name="noop")], cron_jobs=[], on_startup=None, on_shutdown=None,
         handle_signals=False, **ARQ_OVERRIDES))
     return Run("arq no-op", drained)
@@ -319,7 +322,7 @@ async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[li
             with timed(f"arq no-op jobs, {processes} process(es)"):
                 runs.append(await noop_run(redis_url, args.visits, processes))
             for kind, template in templates.items():
-                with timed(f"apply_visit jobs ({kind}), {processes} process(es)"):
+                with timed(f"visit jobs ({kind}), {processes} process(es)"):
                     runs.append(await visits_run(folder, template, redis_url, ids, processes, wechat, kind))
     finally:
         await runner.cleanup()
@@ -364,12 +367,12 @@ def report(runs: list[Run], rebuild_s: float, info: Any, argv: list[str], load_b
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--visits", type=int, help="apply_visit jobs (and no-op jobs) per run (default 20,000)")
+    p.add_argument("--visits", type=int, help="visit jobs (and no-op jobs) per run (default 20,000)")
     p.add_argument("--entries", type=int, help="ledger entries for the rebuild (default 1,000,000)")
     p.add_argument("--stations", type=int, default=1000)
     p.add_argument("--talents", type=int, default=100_000, help="talents of the rebuild's ledger")
     p.add_argument("--quick", action="store_true", help="5,000 visits, 200,000 entries")
-    p.add_argument("--poll-delay", type=float, help="arq poll_delay for both (default: worker_settings')")
+    p.add_argument("--poll-delay", type=float, help="arq poll_delay for both (default: WorkerSettings')")
     p.add_argument("--only", choices=("jobs", "rebuild"), help=argparse.SUPPRESS)
     p.add_argument("--write", action="store_true", help='replace the "Worker" section of BENCHMARKS.md')
     args = p.parse_args(argv)
@@ -397,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-ANALYSIS = """How the visit path gets there: `apply_visit` coalesces. The first job of a burst takes the process's
-visit lock and applies up to 500 pending visits in one transaction (scoring.fraud.apply_visits: the fraud
+ANALYSIS = """How the visit path gets there: a visit's job coalesces. The first job of a burst takes the process's
+visit lock and applies up to 500 pending visits in one transaction (scoring.facts.visit.apply_batch: the fraud
 rules in a few set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries in
 one pipelined round trip of Lua calls and marks the visits done in a Redis bitmap; the other visits' jobs
 then finish on one GETBIT without touching the database. So per job the cost is arq's own (what the no-op

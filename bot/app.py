@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,6 +23,7 @@ from bot.redis_pipe import AutoPipeline
 from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
 from scoring.db import make_engine, make_sessionmaker
+from scoring.facts.common import APPLY, Job
 from scoring.settings import Settings
 from web import app as web_app
 
@@ -53,6 +54,11 @@ class Deps:
             await self.arq.enqueue_job(function, *args, _job_id=job_id, _defer_until=defer_until)
         except Exception:
             log.exception("could not enqueue %s %s; the sweeper will pick it up", function, job_id)
+
+    async def enqueue_fact(self, job: Job) -> None:
+        """Enqueue the worker's apply of a recorded fact (scoring.facts: its kind, id, job id, and when)."""
+        defer = job.defer_until.replace(tzinfo=UTC) if job.defer_until is not None else None
+        await self.enqueue(APPLY, *job.args, job_id=job.id, defer_until=defer)
 
 
 def build_router() -> Router:

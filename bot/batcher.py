@@ -2,7 +2,7 @@
 
 One SQLite commit per callback caps the bot near 0.8k check-ins/s (SPEC 7). `VisitBatcher` collects the
 scans of concurrent callbacks, writes them with `scoring.visits.record_visits` in ONE transaction, then
-enqueues all their `apply_visit` jobs in ONE Redis round trip, and only then answers each waiting
+enqueues all their visit jobs (`apply`) in ONE Redis round trip, and only then answers each waiting
 callback: every reply still follows its own durable visit row and its queued job.
 
 - A batch is whatever arrived while the previous one was being written (up to `max_batch`). Under light
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.db import make_engine, transaction
+from scoring.facts.common import APPLY
 from scoring.visits import Accepted, Outcome, Scan, record_visits, record_visits_sync
 
 log = logging.getLogger(__name__)
@@ -181,14 +182,14 @@ class VisitBatcher:
             return err
 
     async def _finish(self, batch: Batch, outcomes: list[Outcome | BaseException]) -> None:
-        jobs = [("apply_visit", (o.visit.id,), o.job_id) for o in outcomes if isinstance(o, Accepted)]
+        jobs = [(APPLY, o.job.args, o.job.id) for o in outcomes if isinstance(o, Accepted)]
         for attempt, backoff in enumerate(ENQUEUE_BACKOFF_S):
             try:
                 await enqueue_many(self.arq, jobs)  # safe to repeat: an enqueued job id is skipped
                 break
             except Exception:
                 if attempt == len(ENQUEUE_BACKOFF_S) - 1:
-                    log.exception("could not enqueue %d apply_visit jobs; the sweeper will", len(jobs))
+                    log.exception("could not enqueue %d visit jobs; the sweeper will", len(jobs))
                 else:
                     await asyncio.sleep(backoff)  # a busy or restarting Redis: try again shortly
         for (_, future), outcome in zip(batch, outcomes, strict=True):

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import outbox, periods
 from scoring.clock import utcnow
-from scoring.ledger import survey_total
+from scoring.db import lock
+from scoring.facts import survey as survey_fact
+from scoring.facts import visit as visit_fact
+from scoring.facts.common import Job
 from scoring.models import (
     Activity,
     AuditLog,
@@ -31,7 +34,6 @@ from scoring.models import (
     Void,
     Warning,
 )
-from scoring.rules import SURVEY_CAP
 
 KINDS = ("home", "community")
 TYPES = ("comprehensive", "industry", "professional", "service")
@@ -126,7 +128,7 @@ async def remove_staff(session: AsyncSession, openid: str) -> Staff | AdminRefus
 
 async def request_void(session: AsyncSession, target_kind: str, target_id: int, *, actor: str, reason: str
                        ) -> Void | AdminRefusal:
-    """Record a void; the worker's apply_void writes the reversal entries. The same target twice: ALREADY."""
+    """Record a void; the worker writes the reversal entries (scoring/facts/void.py). The same target twice: ALREADY."""
     model = VOID_TARGETS.get(target_kind)
     if model is None or not reason.strip():
         return AdminRefusal.BAD_ARGS
@@ -140,11 +142,6 @@ async def request_void(session: AsyncSession, target_kind: str, target_id: int, 
     return void
 
 
-def apply_void_job_id(void_id: int) -> str:
-    """The deterministic arq job id of the worker's `apply_void` for this void request."""
-    return f"apply_void:{void_id}"
-
-
 async def record_survey(session: AsyncSession, code: str, year: int, amount: int, *, actor: str, reason: str
                         ) -> SurveyResult | AdminRefusal:
     """R4: refused at once when the year's total (applied and pending) would leave [-50, +50]; the worker
@@ -154,8 +151,7 @@ async def record_survey(session: AsyncSession, code: str, year: int, amount: int
         return AdminRefusal.NO_STATION
     if amount == 0 or not 2000 <= year <= 2100 or not reason.strip():
         return AdminRefusal.BAD_ARGS
-    total = await survey_committed(session, station.id, year)
-    if not -SURVEY_CAP <= total + amount <= SURVEY_CAP:
+    if not survey_fact.within_cap(await survey_committed(session, station.id, year), amount):
         return AdminRefusal.SURVEY_CAP
     survey = SurveyResult(station_id=station.id, year=year, amount=amount, reason=reason.strip(),
                           entered_by=actor, status="pending")
@@ -164,16 +160,11 @@ async def record_survey(session: AsyncSession, code: str, year: int, amount: int
     return survey
 
 
-def apply_survey_job_id(survey_id: int) -> str:
-    """The deterministic arq job id of the worker's `apply_survey` for this survey result."""
-    return f"apply_survey:{survey_id}"
-
-
 async def survey_committed(session: AsyncSession, station_id: int, year: int) -> int:
     """A station's R4 total for a year: applied entries plus results still pending in the queue."""
     pending = await session.scalar(select(func.coalesce(func.sum(SurveyResult.amount), 0)).where(
         SurveyResult.station_id == station_id, SurveyResult.year == year, SurveyResult.status == "pending"))
-    return await survey_total(session, station_id, year) + int(pending or 0)
+    return await survey_fact.total(session, station_id, year) + int(pending or 0)
 
 
 async def grant_extension(session: AsyncSession, code: str, year: int, days: int, *, actor: str, reason: str
@@ -231,18 +222,27 @@ async def list_flags(session: AsyncSession, limit: int = 20) -> list[FlagView]:
     return [FlagView(f.id, f.rule, f.hold, code, f.talent_id, f.visit_id, f.detail, f.created_at) for f, code in rows]
 
 
-async def open_flag(session: AsyncSession, flag_id: int) -> Flag | AdminRefusal:
-    flag = await session.get(Flag, flag_id)
+@dataclass(frozen=True)
+class Released:
+    """A released flag; `job` credits the visit a hold kept out (None for a flag that held nothing)."""
+
+    flag: Flag
+    job: Job | None
+
+
+async def release_flag(session: AsyncSession, flag_id: int, actor: str, *, now: datetime | None = None
+                       ) -> Released | AdminRefusal:
+    """An admin releases an open flag (`释放`), in the caller's transaction: the release is recorded with the
+    flag (status released, by whom, when), so the held visit is pending again and the worker credits it
+    unscreened (scoring/facts/visit.py); the caller enqueues `job`, and the sweeper would find it anyway."""
+    flag = await lock(session, Flag, flag_id)
     if flag is None:
         return AdminRefusal.NO_FLAG
     if flag.status != "open":
         return AdminRefusal.ALREADY
-    return flag
-
-
-def release_flag_job_id(flag_id: int) -> str:
-    """The deterministic arq job id of the worker's `release_flag` for this flag."""
-    return f"release_flag:{flag_id}"
+    flag.status, flag.resolved_at, flag.resolved_by = "released", now or utcnow(), actor
+    return Released(flag, visit_fact.job(flag.visit_id, release=flag.id)
+                    if flag.hold and flag.visit_id is not None else None)
 
 
 async def dead_letters(session: AsyncSession, limit: int = 20) -> list[DeadLetter]:
@@ -261,10 +261,11 @@ async def take_dead_letter(session: AsyncSession, dead_id: int) -> DeadLetter | 
     return dead
 
 
-def retry_job_id(dead: DeadLetter) -> str:
-    """The job id of an admin's retry of a dead letter: its task and fact, and the dead letter's id (a new
-    job, not the failed one's)."""
-    return f"{dead.task}:{dead.fact_id}:retry{dead.id}"
+def retry_job(dead: DeadLetter) -> Job:
+    """An admin's retry of a dead letter: the worker's apply of its fact (`task` holds the fact's kind;
+    a dead letter from before issue 10 names the task, `apply_{kind}`) under a new job id,
+    `{kind}:{fact}:retry{dead letter}`."""
+    return Job(dead.task.removeprefix("apply_"), dead.fact_id, f"retry{dead.id}")
 
 
 async def audit_tail(session: AsyncSession, n: int = 10) -> list[AuditLog]:

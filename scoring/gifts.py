@@ -1,11 +1,11 @@
 """Gifts and redemption requests (SPEC 2, rule G).
 
-The bot only *requests* a redemption: it stores a pending `Redemption` and enqueues
-`apply_redemption(redemption_id)` (job id `apply_redemption:{id}`); the worker debits the balance (never
-below zero), takes the stock, sets the pickup code and sends it by message (scoring.ledger.apply_redemption
-re-checks everything under lock). The request is refused at once only when it obviously cannot succeed:
-an unknown or withdrawn gift, no stock, or a balance that, less the costs of the talent's requests still
-pending, is below the gift's cost.
+The bot only *requests* a redemption: it stores a pending `Redemption` and enqueues the worker's job
+(`Requested.job`); the worker debits the balance (never below zero), takes the stock, sets the pickup code
+and sends it by message (scoring/facts/redemption.py re-checks everything under lock). The request is
+refused at once only when it obviously cannot succeed: an unknown or withdrawn gift, no stock, or a
+balance that, less the costs of the talent's requests still pending, is below the gift's cost (a balance
+below zero, after a void, covers nothing).
 
 The catalogue (admin words `礼品 新增|修改|补货|下架|恢复`, `talenthome gift ...`, `talenthome import-gifts`):
 
@@ -31,6 +31,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring.db import lock
+from scoring.facts import redemption as redemption_fact
+from scoring.facts.common import Job
 from scoring.ledger import talent_balance
 from scoring.models import Gift, Redemption, Station
 
@@ -53,8 +55,8 @@ class Requested:
     balance: int  # the balance when requested, before the debit
 
     @property
-    def job_id(self) -> str:
-        return apply_redemption_job_id(self.redemption.id)
+    def job(self) -> Job:
+        return redemption_fact.job(self.redemption.id)
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,6 @@ class RedeemRefused:
     reason: RedeemRefusal
     gift: Gift | None = None
     available: int = 0  # balance less pending requests
-
-
-def apply_redemption_job_id(redemption_id: int) -> str:
-    return f"apply_redemption:{redemption_id}"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ Rank changes on the month board (operators of the station):
   the next check sets it again without telling anyone. Checks run under a short Redis lock, after the
   worker bumps a month board (at most every few seconds) and every minute from cron.
 
-Also here: the texts (Chinese, for the people who read them) of the worker's other messages: a
-redemption's pickup code or refusal, a hold on a station's visit, a void of a station's points.
+The notices that applied facts raise (scoring/facts/: data, no words) become outbox rows here (`send`):
+who they go to, and their texts (Chinese, for the people who read them): a redemption's pickup code or
+refusal, a hold on a station's visit, a void of a station's points.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import ledger, live, outbox, periods
+from scoring import live, outbox, periods
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.models import Gift, Notification, Redemption, Staff, Station, Talent
+from scoring.facts.common import Audience, Notice, NoticeKind, Refusal
+from scoring.models import Gift, Notification, Staff, Station, Talent, Visit
 from scoring.periods import Period
 from scoring.ranking import Ranked
 
@@ -226,30 +228,68 @@ async def may_check_ranks(redis: Redis, month: str, every_ms: int = 5000) -> boo
     return bool(await redis.set(f"{live.PREFIX}:ranks:throttle:{month}", "1", nx=True, px=every_ms))
 
 
-# -- redemptions -------------------------------------------------------------------------------------
+# -- the notices of applied facts ------------------------------------------------------------------------
 
 
-async def tell_redemption(session: AsyncSession, redemption_id: int) -> list[str]:
-    """The talent's pickup code, or why the redemption was refused (key `redeem:{id}`)."""
-    red = await session.get(Redemption, redemption_id)
-    if red is None or red.status == "pending":
-        return []
-    talent = await session.get(Talent, red.talent_id)
-    gift = await session.get(Gift, red.gift_id)
-    if talent is None or gift is None or talent.openid is None:
-        return []
-    data: dict[str, Any] = {"redemption_id": red.id, "gift": gift.name, "cost": gift.cost, "status": red.status}
-    if red.status == "applied":
+async def send(session: AsyncSession, notices: Iterable[Notice], *, admins: Iterable[str] = ()) -> list[str]:
+    """Turn the notices a fact raised (scoring/facts/common.py) into outbox rows, in the caller's
+    transaction: the recipients (the talent, the station's active operators, the admins and `admins`), the
+    words, the template data. Returns the keys of the rows that are new."""
+    keys: list[str] = []
+    for n in notices:
+        text, template, data = await _render(session, n)
+        for key, openid in await _recipients(session, n, admins):
+            if added := await tell(session, key, openid, text, template, data):
+                keys.append(added)
+    return keys
+
+
+async def _recipients(session: AsyncSession, n: Notice, admin_openids: Iterable[str]) -> list[tuple[str, str]]:
+    """(outbox key, openid) per recipient: a talent's key is the notice's, a group's has the openid added."""
+    if n.audience is Audience.TALENT:
+        openid = await session.scalar(select(Talent.openid).where(Talent.id == n.account_id))
+        return [(n.key, openid)] if openid else []
+    if n.audience is Audience.STATION:
+        openids = (await operators(session, [n.account_id] if n.account_id is not None else [])).get(
+            n.account_id or 0, [])
+    else:
+        openids = await admins(session, admin_openids)
+    return [(f"{n.key}:{openid}", openid) for openid in openids]
+
+
+async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str, Any]]:
+    """(text, template name, template data) of a notice."""
+    d = n.data
+    if n.kind is NoticeKind.HOLD:
+        station = await session.scalar(select(Station.name).join(Visit, Visit.station_id == Station.id)
+                                       .where(Visit.id == d["visit_id"]))
+        talent = await session.get(Talent, d["talent_id"])
+        assert station is not None and talent is not None
+        data: dict[str, Any] = {"flag_id": d["flag_id"], "station": station, "talent": talent.name,
+                                "detail": d["detail"]}
+        if n.audience is Audience.STATION:
+            text = HOLD_OPERATOR.format(station=station, talent=talent.name, n=d["stations"])
+        else:
+            text = HOLD_ADMIN.format(talent=talent.name, cert_no=talent.cert_no, minutes=d["minutes"],
+                                     n=d["stations"], flag_id=d["flag_id"])
+        return text, "hold", data
+    if n.kind is NoticeKind.VOID:
+        name = await session.scalar(select(Station.name).where(Station.id == n.account_id))
+        data = {"void_id": d["void_id"], "station": name, "entries": d["entries"], "points": d["points"],
+                "reason": d["reason"]}
+        return VOIDED_OPERATOR.format(station=name, n=d["entries"], points=d["points"], reason=d["reason"]), \
+            "void", data
+    gift = await session.get(Gift, d["gift_id"])
+    assert gift is not None
+    data = {"redemption_id": d["redemption_id"], "gift": gift.name, "cost": d["cost"]}
+    if n.kind is NoticeKind.REDEEMED:
         place = await session.scalar(select(Station.name).where(Station.id == gift.station_id)) \
             if gift.station_id is not None else None
-        text = REDEEMED.format(gift=gift.name, cost=gift.cost, code=red.pickup_code, place=place or REDEEMED_ANYWHERE)
-        data["pickup_code"] = red.pickup_code
-    elif red.reason == ledger.Refusal.STOCK:
-        text = REFUSED_STOCK.format(gift=gift.name)
-        data["reason"] = red.reason
-    else:
-        balance = await ledger.talent_balance(session, talent.id)
-        text = REFUSED_BALANCE.format(gift=gift.name, cost=gift.cost, balance=balance)
-        data.update(reason=red.reason, balance=balance)
-    key = await tell(session, f"redeem:{red.id}", talent.openid, text, "redeem", data)
-    return [key] if key else []
+        data.update(status="applied", pickup_code=d["pickup_code"])
+        return REDEEMED.format(gift=gift.name, cost=d["cost"], code=d["pickup_code"],
+                               place=place or REDEEMED_ANYWHERE), "redeem", data
+    data.update(status="rejected", reason=d["reason"])
+    if d["reason"] == Refusal.STOCK:
+        return REFUSED_STOCK.format(gift=gift.name), "redeem", data
+    data["balance"] = d["balance"]
+    return REFUSED_BALANCE.format(gift=gift.name, cost=d["cost"], balance=d["balance"]), "redeem", data

@@ -1,7 +1,7 @@
 """What a station's operator does: publish activities, upload publicity and media reports, see figures.
 
 Each function records a fact in the caller's transaction and returns the new row or a typed refusal; the
-caller enqueues the worker's job after commit (R1 via `apply_activity`, R2 via `apply_media`).
+caller enqueues the worker's job after commit (R1: scoring.facts.activity, R2: scoring.facts.media).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring import periods
 from scoring.boards import station_board, station_points
 from scoring.clock import utcnow
-from scoring.ledger import activity_conditions
+from scoring.facts import activity as activity_fact
+from scoring.facts.common import DEFAULT, Job, Params
 from scoring.models import (
     Activity,
     Attendance,
@@ -101,17 +102,6 @@ async def publish_activity(
     return activity
 
 
-def apply_activity_job_id(activity_id: int, *, publicity_id: int | None = None) -> str:
-    """The deterministic arq job id of the worker's `apply_activity` (R1): one deferred to the activity's end
-    (published), one per publicity report uploaded."""
-    return f"apply_activity:{activity_id}:" + ("end" if publicity_id is None else f"pub{publicity_id}")
-
-
-def apply_media_job_id(activity_id: int, report_id: int) -> str:
-    """The deterministic arq job id of the worker's `apply_media` (R2), one per media report."""
-    return f"apply_media:{activity_id}:{report_id}"
-
-
 @dataclass(frozen=True)
 class Published:
     """A published activity, and whether it was published early enough for R1: at least `lead_hours`
@@ -123,9 +113,9 @@ class Published:
     lead_hours: int
 
     @property
-    def job_id(self) -> str:
-        """The worker's `apply_activity` at the activity's end (R1 is decided then)."""
-        return apply_activity_job_id(self.activity.id)
+    def job(self) -> Job:
+        """The worker's R1 decision at the activity's end."""
+        return activity_fact.job(self.activity.id, ends_at=self.activity.ends_at)
 
 
 async def publish(
@@ -138,7 +128,7 @@ async def publish(
                                   capacity=capacity, theme=theme, actor=actor, now=now, max_hours=max_hours)
     if isinstance(made, OpRefusal):
         return made
-    return Published(made, activity_lead_ok(made, lead_hours), lead_hours)
+    return Published(made, activity_fact.meets_lead(made.published_at, made.starts_at, lead_hours), lead_hours)
 
 
 async def own_activity(session: AsyncSession, station_id: int, activity_id: int) -> Activity | OpRefusal:
@@ -197,6 +187,7 @@ class ActivitySummary:
     satisfied: int
     points: int
     r1_missing: tuple[str, ...]
+    scored: bool  # R1 paid (and not voided)
 
     @property
     def satisfaction_rate(self) -> float | None:
@@ -204,7 +195,7 @@ class ActivitySummary:
 
 
 async def summarise_activity(
-    session: AsyncSession, activity: Activity, *, now: datetime, lead_hours: int = 24, min_attendees: int = 1
+    session: AsyncSession, activity: Activity, *, now: datetime, params: Params = DEFAULT
 ) -> ActivitySummary:
     signups = await session.scalar(select(func.count(Signup.id)).where(
         Signup.activity_id == activity.id, Signup.cancelled_at.is_(None)))
@@ -214,22 +205,23 @@ async def summarise_activity(
         .where(Satisfaction.activity_id == activity.id))).one()
     points = await session.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).where(
         Entry.fact_kind.in_(("activity", "media")), Entry.fact_id == activity.id, Entry.station_id.is_not(None)))
-    conditions = await activity_conditions(session, activity, now=now, lead_hours=lead_hours,
-                                           min_attendees=min_attendees)
+    conditions = await activity_fact.conditions(session, activity, params, now=now)
     return ActivitySummary(
         id=activity.id, title=activity.title, starts_at=activity.starts_at, ends_at=activity.ends_at,
         capacity=activity.capacity, signups=int(signups or 0), attendees=int(attendees or 0),
         replies=int(replies or 0), satisfied=int(satisfied or 0), points=int(points or 0),
-        r1_missing=tuple(name for name, ok in conditions.items() if not ok))
+        r1_missing=tuple(name for name, ok in conditions.items() if not ok),
+        scored=await activity_fact.paid(session, activity.id) > 0)
 
 
 async def station_activities(
-    session: AsyncSession, station_id: int, *, now: datetime | None = None, limit: int = 10
+    session: AsyncSession, station_id: int, *, now: datetime | None = None, limit: int = 10,
+    params: Params = DEFAULT,
 ) -> list[ActivitySummary]:
     now = now or utcnow()
     rows = (await session.scalars(select(Activity).where(Activity.station_id == station_id)
                                   .order_by(Activity.starts_at.desc()).limit(limit))).all()
-    return [await summarise_activity(session, a, now=now) for a in rows]
+    return [await summarise_activity(session, a, now=now, params=params) for a in rows]
 
 
 async def satisfaction_rate(session: AsyncSession, station_id: int) -> tuple[int, int]:
@@ -290,8 +282,3 @@ async def station_figures(session: AsyncSession, station_id: int, *, now: dateti
     return StationFigures(station=station, points=await station_points(session, station_id, now), ranks=ranks,
                           satisfied=satisfied, replies=replies, open_flags=await open_flags(session, station_id),
                           next_month=nxt, has_plan=await has_plan(session, station_id, nxt))
-
-
-def activity_lead_ok(activity: Activity, lead_hours: int) -> bool:
-    """R1's lead condition: published at least `lead_hours` before the activity starts."""
-    return activity.published_at <= activity.starts_at - timedelta(hours=lead_hours)

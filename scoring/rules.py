@@ -27,7 +27,8 @@ MEDIA_LEVEL_ALIASES: Final = {"中央": "central", "省": "provincial", "省级"
                               "市级": "municipal", "县": "county", "县级": "county", "区": "county"}
 
 RULES: Final[MappingProxyType[str, Rule]] = MappingProxyType({
-    "R1": Rule("R1", 1, "activity held: published ahead, attended, publicity report", station=5, source="A1.1"),
+    "R1": Rule("R1", 1, "activity held: published ahead, attended, publicity report", station=5, source="A1.1",
+               params=MappingProxyType({"lead_hours": 24, "min_attendees": 1})),
     "R2": Rule("R2", 1, "media report of an activity; best level only", source="A1.1",
                params=MappingProxyType({"central": 20, "provincial": 10, "municipal": 5, "county": 3})),
     "R3": Rule("R3", 1, "visit: one per talent, station and local day", station=1, talent=1, source="A1.2"),

@@ -1,33 +1,30 @@
-"""Check-ins (SPEC 2, R3) and activity attendance: a scan is validated, then recorded, accepted or not.
+"""Check-ins (SPEC 2, R3): a scan is validated, then recorded, accepted or not.
 
     record_visits(session, scans) -> [Accepted(visit) | Rejected(reason, visit)]   (caller's transaction)
     record_visit(session, scan)   -> Accepted(visit) | Rejected(reason, visit)
-    record_attendance(session, ...) -> Attended(...) | Rejected(reason, visit)
 
 Decisions:
 
 - **Every scan is stored**, accepted or rejected, with its reason (fraud analysis needs the refusals).
   A scan by an unbound openid has `talent_id` NULL; a scan with a forged or unknown code has `station_id`
   NULL unless the code names a known station (forgeries aimed at a station are worth seeing).
-- **Order of the checks** (the first that fails is the reason): forged code, expired code, unknown
-  station, delisted station, sender not bound, staff at their own station (no points, SPEC 3 "Fraud"),
-  already credited today.
+- **Order of the checks** (`refusal`, the first that fails is the reason): forged code, expired code,
+  unknown station, delisted station, sender not bound, staff at their own station (no points, SPEC 3
+  "Fraud"), already credited today. An activity's scan (scoring/facts/attendance.py) goes through the
+  same checks.
 - **One credit per (talent, station, local day)** (R3): an accepted visit carries `credit_key`
   `"{talent}:{station}:{YYYY-MM-DD}"`, UNIQUE in the database; the insert is `ON CONFLICT DO NOTHING`, so
   two processes racing for the same credit cannot both win, and the loser is stored as `already_today`.
-  The day is the local (Asia/Shanghai) calendar day of the scan.
-- **Activity scans** record an `Attendance` (signed up, or a walk-in while seats remain) from 30 minutes
-  before the start until the end, and are a visit at the activity's station under R3: attendance is
-  recorded even when the day's credit was already given there.
-- Points are never applied here: the bot enqueues `apply_visit(visit_id)` for accepted visits and the
-  worker applies them (scoring.ledger.apply_visit).
+  The day is the local (Asia/Shanghai) calendar day of the scan (scoring.facts.visit.credit_key).
+- Points are never applied here: the bot enqueues the worker's job for each accepted visit
+  (`Accepted.job`) and the worker applies R3 (scoring/facts/visit.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -37,11 +34,11 @@ from sqlalchemy.orm import Session
 
 from scoring import periods
 from scoring.clock import unix
-from scoring.db import insert, lock
-from scoring.models import Activity, Attendance, Signup, Staff, Station, Talent, Visit
+from scoring.db import insert
+from scoring.facts import visit as visit_fact
+from scoring.facts.common import Job
+from scoring.models import Attendance, Signup, Staff, Station, Talent, Visit
 from scoring.tokens import SceneError, parse_scene
-
-ACTIVITY_EARLY = timedelta(minutes=30)
 
 
 class Reason(StrEnum):
@@ -111,9 +108,9 @@ class Accepted:
     station_name: str = ""
 
     @property
-    def job_id(self) -> str:
-        """The deterministic arq job id of the worker's `apply_visit` for this visit."""
-        return apply_visit_job_id(self.visit.id)
+    def job(self) -> Job:
+        """The worker's job that applies this visit (scoring.facts.visit)."""
+        return visit_fact.job(self.visit.id)
 
 
 @dataclass(frozen=True)
@@ -126,13 +123,25 @@ class Rejected:
 Outcome = Accepted | Rejected
 
 
-def apply_visit_job_id(visit_id: int) -> str:
-    return f"apply_visit:{visit_id}"
-
-
-
-def credit_key(talent_id: int, station_id: int, at: datetime) -> str:
-    return f"{talent_id}:{station_id}:{periods.local_day(at).isoformat()}"
+def refusal(code_error: Reason | None, station_status: str | None, talent_id: int | None, staff: bool, *,
+            unknown: Reason = Reason.UNKNOWN_STATION, window: Reason | None = None) -> Reason | None:
+    """The scan checks, in their order (the first that fails is the reason), for a station's scan and an
+    activity's alike: the code, the station (`station_status` None: unknown, `unknown` says which kind of
+    code named it), the activity's opening hours (`window`, for an activity scan), the sender's binding,
+    staff at their own station. The day's credit (ALREADY_TODAY) is decided by the insert."""
+    if code_error is not None:
+        return code_error
+    if station_status is None:
+        return unknown
+    if station_status != "active":
+        return Reason.STATION_DELISTED
+    if window is not None:
+        return window
+    if talent_id is None:
+        return Reason.NOT_BOUND
+    if staff:
+        return Reason.STAFF_OWN_STATION
+    return None
 
 
 def _claimed_code(scene: str) -> str | None:
@@ -195,7 +204,7 @@ def _row(scan: Scan, talent_id: int | None, station_id: int | None, reason: Reas
         "openid": scan.openid, "talent_id": talent_id, "station_id": station_id, "activity_id": scan.activity_id,
         "source": str(scan.source), "scanned_at": scan.at, "local_day": day,
         "status": "accepted" if accepted else "rejected", "reason": None if accepted else str(reason),
-        "credit_key": f"{talent_id}:{station_id}:{day.isoformat()}"
+        "credit_key": visit_fact.credit_key(talent_id, station_id, day)
         if accepted and talent_id is not None and station_id is not None else None,
         "operator_openid": scan.operator_openid,
     }
@@ -204,7 +213,7 @@ def _row(scan: Scan, talent_id: int | None, station_id: int | None, reason: Reas
 def record_visits_sync(session: Session, scans: Sequence[Scan]) -> list[Outcome]:
     """Validate and store many scans in the caller's transaction, with a few statements for all of them
     (the bot's group commit writes a batch of concurrent scans in one transaction). Outcomes are in the
-    order of `scans`; the caller commits, then enqueues `apply_visit` for each Accepted.
+    order of `scans`; the caller commits, then enqueues each Accepted's `job`.
 
     Synchronous, so that a batch can run in one hop to a database thread (bot/batcher.py on SQLite);
     `record_visits` runs the same code on an AsyncSession. Core statements on the tables, not ORM ones:
@@ -241,17 +250,8 @@ def record_visits_sync(session: Session, scans: Sequence[Scan]) -> list[Outcome]
             stations.get(scan.station_code) if scan.station_code else None
         station_id = known[0] if known else None
         talent_id = scan.talent_id if scan.talent_id is not None else talents.get(scan.openid)
-        reason: Reason | None = None
-        if scan.code_error is not None:
-            reason = scan.code_error
-        elif known is None:
-            reason = Reason.UNKNOWN_STATION
-        elif known[1] != "active":
-            reason = Reason.STATION_DELISTED
-        elif talent_id is None:
-            reason = Reason.NOT_BOUND
-        elif (scan.openid, known[0]) in staff:
-            reason = Reason.STAFF_OWN_STATION
+        reason = refusal(scan.code_error, known[1] if known else None, talent_id,
+                         known is not None and (scan.openid, known[0]) in staff)
         decided.append((scan, talent_id, station_id, reason))
         names.append(known[2] if known else "")
 
@@ -305,78 +305,18 @@ async def record_visit(session: AsyncSession, scan: Scan) -> Outcome:
     return (await record_visits(session, [scan]))[0]
 
 
-# -- activities -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Attended:
-    """The talent is checked in at the activity. `visit` is the R3 outcome at the activity's station
-    (Rejected(ALREADY_TODAY) when the day's credit there was already given); `first` is False when this
-    talent had already checked in at this activity; `walk_in` when they had not signed up."""
-
-    attendance: Attendance
-    visit: Outcome
-    activity: Activity
-    first: bool = True
-    walk_in: bool = False
+async def store_rejected(session: AsyncSession, scan: Scan, talent_id: int | None, station_id: int | None,
+                         reason: Reason) -> Rejected:
+    """Store one refused scan (every scan is stored) and say why."""
+    row = _row(scan, talent_id, station_id, reason)
+    vid = (await session.execute(insert(session, _VT).values(row).returning(_VT.c.id))).scalar_one()
+    return Rejected(reason, VisitRecord(id=vid, **row))
 
 
 async def seats_taken(session: AsyncSession, activity_id: int) -> int:
-    """Active sign-ups plus walk-in attendances (attendees without an active sign-up)."""
+    """An activity's seats in use: active sign-ups plus walk-in attendances (attendees without one)."""
     signed = (await session.scalars(select(Signup.talent_id).where(
         Signup.activity_id == activity_id, Signup.cancelled_at.is_(None)))).all()
     attended = (await session.scalars(select(Attendance.talent_id).where(
         Attendance.activity_id == activity_id))).all()
     return len(set(signed) | set(attended))
-
-
-async def record_attendance(session: AsyncSession, *, openid: str, activity_id: int | None, at: datetime,
-                            code_error: Reason | None = None) -> Attended | Rejected:
-    """A talent scanned an activity's code (`ac:<id>:<token>`, verified by the caller; a failed
-    verification comes as `code_error`). Records the attendance and the R3 visit; refusals are stored
-    as rejected visits like any other scan."""
-    scan = Scan(openid=openid, at=at, source=Source.ACTIVITY, code_error=code_error)
-    activity = await lock(session, Activity, activity_id) if activity_id is not None and code_error is None \
-        else None
-    if activity is not None:
-        scan = replace(scan, activity_id=activity.id, station_id=activity.station_id)
-
-    async def refuse(reason: Reason, talent_id: int | None = None) -> Rejected:
-        station_id = activity.station_id if activity is not None else None
-        row = _row(scan, talent_id, station_id, reason)
-        table = Visit.__table__
-        vid = (await session.execute(insert(session, table).values(row).returning(table.c.id))).scalar_one()
-        return Rejected(reason, VisitRecord(id=vid, **row))
-
-    if code_error is not None:
-        return await refuse(code_error)
-    if activity is None or activity.status != "published":
-        return await refuse(Reason.UNKNOWN_ACTIVITY)
-    station = await session.get(Station, activity.station_id)
-    if station is None or station.status != "active":
-        return await refuse(Reason.STATION_DELISTED)
-    if at < activity.starts_at - ACTIVITY_EARLY:
-        return await refuse(Reason.ACTIVITY_NOT_STARTED)
-    if at > activity.ends_at:
-        return await refuse(Reason.ACTIVITY_ENDED)
-    talent_id = await session.scalar(select(Talent.id).where(Talent.openid == openid))
-    if talent_id is None:
-        return await refuse(Reason.NOT_BOUND)
-    if await session.scalar(select(Staff.id).where(
-            Staff.openid == openid, Staff.station_id == activity.station_id, Staff.active.is_(True))):
-        return await refuse(Reason.STAFF_OWN_STATION, talent_id)
-
-    attendance = await session.scalar(select(Attendance).where(
-        Attendance.activity_id == activity.id, Attendance.talent_id == talent_id))
-    first = attendance is None
-    signed_up = await session.scalar(select(Signup.id).where(
-        Signup.activity_id == activity.id, Signup.talent_id == talent_id, Signup.cancelled_at.is_(None)))
-    walk_in = signed_up is None
-    if attendance is None and walk_in and activity.capacity is not None \
-            and await seats_taken(session, activity.id) >= activity.capacity:
-        return await refuse(Reason.ACTIVITY_FULL, talent_id)
-    visit = await record_visit(session, replace(scan, talent_id=talent_id))
-    if attendance is None:
-        attendance = Attendance(activity_id=activity.id, talent_id=talent_id, visit_id=visit.visit.id
-                                if visit.visit is not None else None, created_at=at)
-        session.add(attendance)
-        await session.flush()
-    return Attended(attendance=attendance, visit=visit, activity=activity, first=first, walk_in=walk_in)

@@ -16,13 +16,14 @@ What it makes (sizes in `Size`; everything relative to `now`, naive UTC, taken o
 - **Talents** of categories A-E from the same import path as `import-talents`; most bind a made-up
   openid (`oDemoT0001`...) through `scoring.accounts.bind`.
 - **Month by month** (the order things happen in): activities published ahead with sign-ups
-  (`scoring.signups`), attendances (`scoring.visits.record_attendance`), publicity reports and R1
-  (`scoring.operations.add_publicity`, `scoring.ledger.apply_activity`), media reports and R2
-  (`add_media`, `apply_media`), satisfaction invitations and answers; check-ins recorded in batches by
-  `scoring.visits.record_visits` and applied by `scoring.fraud.apply_visits` (the worker's batch path,
-  fraud rules included); redemptions; then the month is closed (`scoring.calendar.month_close`) with its
-  featured station. December of last year also gets survey results (R4, `scoring.admin.record_survey`,
-  `scoring.ledger.apply_survey`), and last year's rating is previewed and confirmed (`scoring.rating`).
+  (`scoring.signups`), attendances (`scoring.facts.attendance.record`), publicity reports and R1
+  (`scoring.operations.add_publicity`, `scoring.facts.activity.apply`), media reports and R2
+  (`add_media`, `scoring.facts.media.apply`), satisfaction invitations and answers; check-ins recorded in
+  batches by `scoring.visits.record_visits` and applied by `scoring.facts.visit.apply_batch` (the worker's
+  batch path, fraud rules included); redemptions; then the month is closed (`scoring.calendar.month_close`)
+  with its featured station. December of last year also gets survey results (R4,
+  `scoring.admin.record_survey`, `scoring.facts.survey.apply`), and last year's rating is previewed and
+  confirmed (`scoring.rating`). The hold and the void tell whom the worker would tell (`scoring.notify`).
 - **Now**: one activity running, upcoming ones with free seats and sign-ups, one visit held by the fraud
   rule (a talent at 3 stations within 30 minutes, three days ago; an admin decides), one visit voided by
   the admin (reversal entries), gifts with stock, city-wide and per station (`scoring.gifts.add_gift`).
@@ -59,13 +60,16 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
-from scoring import accounts, admin, fraud, gifts, ledger, live, operations, rating, satisfaction, signups
+from scoring import accounts, admin, gifts, live, notify, operations, rating, satisfaction, signups
 from scoring.calendar import MonthClosed, month_close, satisfaction_invitations
+from scoring.facts import activity, media, redemption, survey, visit, void
+from scoring.facts.attendance import Attended, record
+from scoring.facts.common import Params
 from scoring.imports import StationRow, TalentRow, save_stations, save_talents
 from scoring.models import Activity, AuditLog, Base, Entry, Flag, Notification, Station, Talent, Visit
 from scoring.periods import Period, local_day, month_key, to_utc_naive
 from scoring.settings import Settings
-from scoring.visits import Attended, Scan, record_attendance, record_visits
+from scoring.visits import Scan, record_visits
 from talenthome.demo_services import add_services
 
 COUNTIES = ("鲤城", "丰泽", "洛江", "泉港", "石狮", "晋江", "南安", "惠安", "安溪", "永春", "德化", "金门")
@@ -218,7 +222,7 @@ class _City:
         self.today = local_day(now)
         self.year = self.today.year
         self.start = local_at(date(self.year - 1, 1, 1), 0, 0)
-        self.limits = fraud.Thresholds.from_settings(settings)
+        self.params = Params.from_settings(settings)
         self.stations: list[_Station] = []
         self.talents: list[_Talent] = []
         self.visits = 0
@@ -383,14 +387,14 @@ class _City:
             at = min(latest, starts + timedelta(minutes=self.rng.uniform(-15, 40)))
             at = max(at, earliest) if earliest is not None else at
             assert t.openid is not None
-            result = await record_attendance(self.s, openid=t.openid, activity_id=activity_id, at=at)
+            result = await record(self.s, openid=t.openid, activity_id=activity_id, at=at)
             if isinstance(result, Attended):
                 t.busy.add(local_day(at))
                 came.append(t)
         return came
 
     async def past_activity(self, st: _Station, starts: datetime, minutes: int) -> None:
-        rng, settings = self.rng, self.settings
+        rng = self.rng
         ends = starts + timedelta(minutes=minutes)
         late = rng.random() < 0.06  # published less than a day ahead: R1 will not pay
         published = starts - (timedelta(hours=rng.uniform(4, 20)) if late else timedelta(days=rng.uniform(2, 14)))
@@ -414,8 +418,7 @@ class _City:
             made = await operations.add_publicity(self.s, st.id, activity_id, url, actor=st.operator)
             if isinstance(made, operations.OpRefusal):
                 raise DemoError(f"publicity of activity {activity_id}: {made}")
-            await ledger.apply_activity(self.s, activity_id, now=reported, lead_hours=settings.activity_lead_hours,
-                                        min_attendees=settings.activity_min_attendees)
+            await activity.apply(self.s, activity_id, self.params, now=reported)
             if rng.random() < 0.3:
                 at = reported + timedelta(days=rng.uniform(0.5, 3))
                 level = rng.choices(MEDIA_LEVELS, MEDIA_WEIGHTS)[0]
@@ -442,10 +445,10 @@ class _City:
                                           url=f"https://media.example.com/{level}/{activity_id}", actor=st.operator)
         if isinstance(made, operations.OpRefusal):
             raise DemoError(f"media report of activity {activity_id}: {made}")
-        # Uploaded back then: the upload time picks R2's period (scoring.ledger.apply_media).
+        # Uploaded back then: the upload time picks R2's period (scoring.facts.media).
         made.created_at = at
         await self.s.flush()
-        await ledger.apply_media(self.s, activity_id, now=at)
+        await media.apply(self.s, activity_id, self.params, now=at)
 
     def activity_slot(self, window: tuple[datetime, datetime], day: date) -> tuple[datetime, int] | None:
         hour, minute = self.rng.choice(START_TIMES)
@@ -493,18 +496,18 @@ class _City:
         self.visits += len(scans)
         return accepted
 
-    async def apply_visits(self, at: datetime) -> fraud.VisitBatch:
-        """Apply every pending visit as the worker's apply_visit does (batches, fraud rules)."""
-        total = fraud.VisitBatch()
+    async def apply_visits(self, at: datetime) -> list[int]:
+        """Apply every pending visit as the worker does (batches, fraud rules); returns the held ones."""
+        held: list[int] = []
         while True:
-            pending = await fraud.pending_visits(self.s, limit=1)
+            pending = await visit.unapplied(self.s, cutoff=datetime.max, now=at, limit=1)
             if not pending:
-                return total
-            batch = await fraud.apply_visits(self.s, pending[0].id, self.limits, limit=1000, now=at)
-            total.held += batch.held
-            total.settled += batch.settled
+                return held
+            batch = await visit.apply_batch(self.s, pending[0], self.params, limit=1000, now=at)
+            await notify.send(self.s, batch.notices, admins=self.params.admin_openids)
+            held += batch.held
             if not batch.settled:
-                return total
+                return held
 
     # -- one month ------------------------------------------------------------------------------------
     async def month(self, key: str, visits: int, activities: int, *, current: bool) -> None:
@@ -529,9 +532,9 @@ class _City:
         scans = self.plan_visits(window, visits)
         scans += self.special_scans(window)
         await self.record(scans)
-        batch = await self.apply_visits(window[1])
-        if self.hold_flag_id == 0 and batch.held:
-            flag = await self.s.scalar(select(Flag.id).where(Flag.visit_id.in_(batch.held), Flag.hold.is_(True)))
+        held = await self.apply_visits(window[1])
+        if self.hold_flag_id == 0 and held:
+            flag = await self.s.scalar(select(Flag.id).where(Flag.visit_id.in_(held), Flag.hold.is_(True)))
             self.hold_flag_id = flag or 0
         await self.void_one(window)
         await self.redemptions(window)
@@ -598,13 +601,14 @@ class _City:
             Visit.talent_id == void_t.id, Visit.local_day == void_day, Visit.status == "accepted"))
         if visit_id is None:
             raise DemoError("the visit to void was not recorded")
-        void = await admin.request_void(self.s, "visit", visit_id, actor=ADMIN_OPENID,
+        made = await admin.request_void(self.s, "visit", visit_id, actor=ADMIN_OPENID,
                                         reason="经核实为他人代打卡，依规作废")
-        if isinstance(void, admin.AdminRefusal):
-            raise DemoError(f"void: {void}")
-        void.created_at = at
-        await fraud.apply_void(self.s, void.id, now=at)
-        self.void_id = void.id
+        if isinstance(made, admin.AdminRefusal):
+            raise DemoError(f"void: {made}")
+        made.created_at = at
+        voided = await void.apply(self.s, made.id, self.params, now=at)
+        await notify.send(self.s, voided.notices, admins=self.params.admin_openids)
+        self.void_id = made.id
 
     # -- money-like things: redemptions, surveys; the calendar: rating ---------------------------------
     async def redemptions(self, window: tuple[datetime, datetime]) -> None:
@@ -615,7 +619,7 @@ class _City:
             requested = await gifts.request_redemption(self.s, talent_id=t.id, gift_id=gift_id)
             if isinstance(requested, gifts.Requested):
                 at = max(window[0], window[1] - timedelta(hours=self.rng.uniform(1, 48)))
-                await ledger.apply_redemption(self.s, requested.redemption.id, now=at)
+                await redemption.apply(self.s, requested.redemption.id, self.params, now=at)
                 requested.redemption.created_at = at
 
     async def surveys(self) -> None:
@@ -629,7 +633,7 @@ class _City:
                 if isinstance(made, admin.AdminRefusal):
                     raise DemoError(f"survey for {st.code}: {made}")
                 made.created_at = at
-                await ledger.apply_survey(self.s, made.id, now=at)
+                await survey.apply(self.s, made.id, self.params, now=at)
 
     async def rate(self) -> None:
         year = self.year - 1

@@ -24,9 +24,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from scoring import ledger
 from scoring.clock import utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import activity, media, visit
+from scoring.facts import redemption as redemption_fact
+from scoring.facts.common import Applied
 from scoring.models import (
     Activity,
     Attendance,
@@ -246,14 +248,13 @@ async def seed(url: str) -> Seeded:
                 MonthClose(period="2026-09", featured_station_id=sa.id, featured_month="2026-10"),
                 MonthClose(period="2026-07", featured_station_id=sa.id, featured_month="2026-08"),
                 MonthClose(period="2026-08", featured_station_id=sc.id, featured_month="2026-09"),
-                DeadLetter(task="apply_visit", fact_id=visits[0].id, reason="boom"),
-                DeadLetter(task="apply_visit", fact_id=visits[1].id, reason="old", resolved_at=t0)])
+                DeadLetter(task="visit", fact_id=visits[0].id, reason="boom"),
+                DeadLetter(task="visit", fact_id=visits[1].id, reason="old", resolved_at=t0)])
         async with transaction(sessions) as s:
-            for v in visits:
-                assert (await ledger.apply_visit(s, v.id)).applied
-            assert (await ledger.apply_activity(s, act.id, now=act.ends_at)).applied  # R1 +5
-            assert (await ledger.apply_media(s, act.id, now=t0 + 6 * hour)).applied  # R2 municipal +5
-            assert (await ledger.apply_redemption(s, redemption.id, now=t0 + 7 * hour)).applied  # G -2
+            assert await visit.credit(s, [v.id for v in visits]) == len(visits)
+            assert isinstance(await activity.apply(s, act.id, now=act.ends_at), Applied)  # R1 +5
+            assert isinstance(await media.apply(s, act.id, now=t0 + 6 * hour), Applied)  # R2 municipal +5
+            assert isinstance(await redemption_fact.apply(s, redemption.id, now=t0 + 7 * hour), Applied)  # G -2
         return Seeded(act.id, act.starts_at, act.ends_at, act.published_at)
     finally:
         await engine.dispose()
@@ -315,7 +316,7 @@ def check_more_figures(url: str, cli: Any) -> None:
     assert cli(url, "show", "talent", "QZT2", "--json").json["points"] == {
         "total": 3, "year": 3, "month": 3, "balance": 3}
     dead = cli(url, "show", "dead", "--json").json
-    assert [(d["task"], d["reason"], d["attempts"]) for d in dead] == [("apply_visit", "boom", 1)]
+    assert [(d["task"], d["reason"], d["attempts"]) for d in dead] == [("visit", "boom", 1)]
 
 
 def test_show_and_board_on_sqlite(sqlite_url, tmp_path, cli):

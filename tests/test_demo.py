@@ -25,6 +25,7 @@ from bot import texts
 from scoring import boards, live
 from scoring.clock import utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts.common import Params
 from scoring.models import (
     Activity,
     Entry,
@@ -156,7 +157,7 @@ async def test_the_city(db_url: str, redis_url: str, redis: aioredis.Redis,
     # Nothing left for the worker to apply (the held visit waits for an admin, as it should), nor to send:
     # the history's notifications went to made-up openids.
     settings = make_settings(db_url, redis_url)
-    assert await unapplied(sessions, settings, cutoff=now + timedelta(days=1), now=now) == []
+    assert await unapplied(sessions, Params.from_settings(settings), cutoff=now + timedelta(days=1), now=now) == []
     async with sessions() as s:
         statuses = Counter((await s.scalars(select(Notification.status))).all())
     assert set(statuses) == {"given_up"} and statuses["given_up"] > 40
@@ -191,8 +192,8 @@ async def test_any_day(sqlite_url: str, redis_url: str, redis: aioredis.Redis, l
     assert done.built.months_closed == months_between(f"{year - 1}-01", last_closed)
     engine = make_engine(sqlite_url)
     sessions = make_sessionmaker(engine)
-    assert await unapplied(sessions, make_settings(sqlite_url, redis_url), cutoff=now + timedelta(days=1),
-                           now=now) == []
+    params = Params.from_settings(make_settings(sqlite_url, redis_url))
+    assert await unapplied(sessions, params, cutoff=now + timedelta(days=1), now=now) == []
     async with sessions() as s:
         assert await live.compare(s, redis, now=now) == []
         assert (await s.get(RatingRun, year - 1)) is not None

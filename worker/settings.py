@@ -1,32 +1,31 @@
-"""arq WorkerSettings: the composition root of the worker process.
+"""arq's WorkerSettings: the composition root of the worker process.
 
-Each area module contributes FUNCTIONS (tasks) and CRON (cron jobs); policy (timeouts, tries) sits here.
+    arq worker.settings.WorkerSettings        (or `talenthome worker`, which starts the private Redis)
+
+The areas (worker/tasks.py, push.py, calendar.py) are imported by name, with their written-out lists of
+functions and cron jobs; a missing one is an ImportError at start, not a silent gap. Policy (tries,
+timeouts) sits here. `on_startup` reads the configuration from the environment (scoring.settings.Settings:
+DATABASE_URL, WECHAT_*, ...; `.env` too) unless the caller put a Settings in `ctx` (`talenthome worker`,
+the tests), and builds the engine, the sessions and the WeChat client into arq's ctx. Redis is REDIS_URL,
+read when this module is imported, since arq connects before on_startup (unset: arq's default,
+localhost:6379; `talenthome worker` passes its own).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import os
+from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 from arq.connections import RedisSettings
+from arq.cron import CronJob
+from arq.worker import Worker, create_worker
 
 from scoring.db import make_engine, make_sessionmaker
 from scoring.settings import Settings
+from worker import calendar, push, tasks
 
-# Modules under worker/ that export FUNCTIONS and CRON lists, plus optional startup(ctx)/shutdown(ctx).
-AREAS = ("tasks", "push", "calendar")
-
-
-def _areas() -> list[Any]:
-    out = []
-    for name in AREAS:
-        try:
-            out.append(importlib.import_module(f"worker.{name}"))
-        except ModuleNotFoundError as err:
-            if err.name != f"worker.{name}":
-                raise
-    return out
+DEFAULT_REDIS: Final = "redis://localhost:6379"
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -34,41 +33,35 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["engine"] = make_engine(settings.database_url)
     ctx["sessions"] = make_sessionmaker(ctx["engine"])
-    for area in _areas():
-        if hasattr(area, "startup"):
-            await area.startup(ctx)
+    await tasks.startup(ctx)
+    await push.startup(ctx)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
-    for area in reversed(_areas()):
-        if hasattr(area, "shutdown"):
-            await area.shutdown(ctx)
+    await push.shutdown(ctx)
     await ctx["engine"].dispose()
 
 
-def worker_settings(redis_url: str, settings: Settings | None = None, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments for arq's Worker (also used by tests to run a worker in burst mode)."""
-    areas = _areas()
-    ctx: dict[str, Any] = {}
-    if settings is not None:
-        ctx["settings"] = settings
-    opts: dict[str, Any] = {
-        "functions": [f for a in areas for f in getattr(a, "FUNCTIONS", [])],
-        "cron_jobs": [c for a in areas for c in getattr(a, "CRON", [])],
-        "redis_settings": RedisSettings.from_dsn(redis_url),
-        "on_startup": on_startup,
-        "on_shutdown": on_shutdown,
-        "ctx": ctx,
-        "max_tries": 10,
-        "job_timeout": 60,
-        "keep_result": 60,
-        "max_jobs": 50,
-        # A SIGKILLed worker's picked jobs stay "in progress" (longest timeout + 10 s) at the head of the
-        # queue; read far enough past them that new jobs are never hidden (arq's default is 5 x max_jobs).
-        "queue_read_limit": 5000,
-        "retry_jobs": True,
-        "handle_signals": True,
-        "timezone": ZoneInfo("Asia/Shanghai"),  # cron hours are local (SPEC 3, "Time")
-    }
-    opts.update(overrides)
-    return opts
+class WorkerSettings:
+    # Written out: each area's tasks and cron jobs (with their timeouts) sit in its own module.
+    functions: ClassVar[list[Any]] = [*tasks.FUNCTIONS, *push.FUNCTIONS, *calendar.FUNCTIONS]
+    cron_jobs: ClassVar[list[CronJob]] = [*tasks.CRON, *push.CRON, *calendar.CRON]
+    on_startup = on_startup
+    on_shutdown = on_shutdown
+    redis_settings = RedisSettings.from_dsn(os.environ.get("REDIS_URL") or DEFAULT_REDIS)
+    max_tries = 10
+    job_timeout = 60
+    keep_result = 60
+    max_jobs = 50
+    # A SIGKILLed worker's picked jobs stay "in progress" (longest timeout + 10 s) at the head of the
+    # queue; read far enough past them that new jobs are never hidden (arq's default is 5 x max_jobs).
+    queue_read_limit = 5000
+    retry_jobs = True
+    handle_signals = True
+    timezone = ZoneInfo("Asia/Shanghai")  # cron hours are local (SPEC 3, "Time")
+
+
+def create(redis_url: str, settings: Settings | None = None, **overrides: Any) -> Worker:
+    """A Worker with these settings on this Redis (`talenthome worker`, the tests, the benchmarks)."""
+    return create_worker(WorkerSettings, redis_settings=RedisSettings.from_dsn(redis_url),
+                         ctx={"settings": settings} if settings is not None else {}, **overrides)

@@ -158,7 +158,7 @@ async def redeem(ctx: Context, rest: str) -> str:
     async with transaction(ctx.deps.sessions) as s:
         result = await gifts.request_redemption(s, talent_id=talent.id, gift_id=gift_id)
     if isinstance(result, gifts.Requested):
-        await ctx.deps.enqueue("apply_redemption", result.redemption.id, job_id=result.job_id)
+        await ctx.deps.enqueue_fact(result.job)
         return texts.REDEEM_OK.format(gift=result.gift.name, cost=result.gift.cost)
     name, cost = (result.gift.name, result.gift.cost) if result.gift else ("", 0)
     return {

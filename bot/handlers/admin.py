@@ -16,6 +16,8 @@ from scoring import admin as adm
 from scoring.calendar import CloseRefused, month_close
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.facts import survey as survey_fact
+from scoring.facts import void as void_fact
 from scoring.models import Station
 from scoring.operations import format_local, parse_id
 
@@ -143,7 +145,7 @@ async def void(ctx: Context, rest: str) -> str:
         return texts.AD_VOID_ALREADY.format(kind=name, target=target)
     if isinstance(result, adm.AdminRefusal):
         return bad("void")
-    await ctx.deps.enqueue("apply_void", result.id, job_id=adm.apply_void_job_id(result.id))
+    await ctx.deps.enqueue_fact(void_fact.job(result.id))
     return texts.AD_VOID_OK.format(id=result.id, kind=name, target=target)
 
 
@@ -167,7 +169,7 @@ async def survey(ctx: Context, rest: str) -> str:
         return texts.AD_SURVEY_CAP.format(code=code, year=year, total=total)
     if isinstance(result, adm.AdminRefusal):
         return bad("survey")
-    await ctx.deps.enqueue("apply_survey", result.id, job_id=adm.apply_survey_job_id(result.id))
+    await ctx.deps.enqueue_fact(survey_fact.job(result.id))
     return texts.AD_SURVEY_OK.format(code=code, year=year, amount=amount, id=result.id)
 
 
@@ -220,11 +222,12 @@ async def release(ctx: Context, rest: str) -> str:
     flag_id = parse_id(rest)
     if flag_id is None:
         return bad("release")
-    async with ctx.deps.sessions() as s:
-        result = await adm.open_flag(s, flag_id)
+    async with transaction(ctx.deps.sessions) as s:
+        result = await adm.release_flag(s, flag_id, ctx.openid)
     if isinstance(result, adm.AdminRefusal):
         return texts.AD_NO_FLAG.format(id=flag_id)
-    await ctx.deps.enqueue("release_flag", flag_id, ctx.openid, job_id=adm.release_flag_job_id(flag_id))
+    if result.job is not None:
+        await ctx.deps.enqueue_fact(result.job)
     return texts.AD_RELEASE_OK.format(id=flag_id)
 
 
@@ -247,7 +250,7 @@ async def retry(ctx: Context, rest: str) -> str:
         result = await adm.take_dead_letter(s, dead_id)
     if isinstance(result, adm.AdminRefusal):
         return texts.AD_DEAD_MISSING.format(id=dead_id)
-    await ctx.deps.enqueue(result.task, result.fact_id, job_id=adm.retry_job_id(result))
+    await ctx.deps.enqueue_fact(adm.retry_job(result))
     return texts.AD_RETRY_OK.format(id=dead_id)
 
 

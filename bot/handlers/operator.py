@@ -6,9 +6,12 @@ from __future__ import annotations
 from bot import texts
 from bot.router import Context, Router
 from scoring import operations as ops
-from scoring import periods, visits
+from scoring import visits
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.facts import activity as activity_fact
+from scoring.facts import media as media_fact
+from scoring.facts.common import Params
 from scoring.models import Talent
 from scoring.rules import RULES
 from scoring.tokens import activity_scene
@@ -69,7 +72,7 @@ async def publish_at(ctx: Context, station_id: int, rest: str, *, max_hours: int
         return refusal(result)
     a = result.activity
     # R1 is decided at the activity's end (and again whenever a publicity report arrives).
-    await ctx.deps.enqueue("apply_activity", a.id, job_id=result.job_id, defer_until=periods.to_local(a.ends_at))
+    await ctx.deps.enqueue_fact(result.job)
     if not result.meets_lead:
         return texts.OP_PUBLISHED_SHORT_LEAD.format(id=a.id, title=a.title, start=start, end=end,
                                                     hours=result.lead_hours, points=RULES["R1"].station)
@@ -89,8 +92,7 @@ async def publicity(ctx: Context, rest: str) -> str:
         result = await ops.add_publicity(s, station_id, activity_id, parts[1], actor=ctx.openid)
     if isinstance(result, ops.OpRefusal):
         return refusal(result, activity_id)
-    await ctx.deps.enqueue("apply_activity", activity_id,
-                           job_id=ops.apply_activity_job_id(activity_id, publicity_id=result.id))
+    await ctx.deps.enqueue_fact(activity_fact.job(activity_id, publicity_id=result.id))
     return texts.OP_PUBLICITY_OK.format(id=activity_id)
 
 
@@ -109,7 +111,7 @@ async def media(ctx: Context, rest: str) -> str:
                                      actor=ctx.openid)
     if isinstance(result, ops.OpRefusal):
         return refusal(result, activity_id)
-    await ctx.deps.enqueue("apply_media", activity_id, job_id=ops.apply_media_job_id(activity_id, result.id))
+    await ctx.deps.enqueue_fact(media_fact.job(activity_id, result.id))
     return texts.OP_MEDIA_OK.format(id=activity_id, level=texts.MEDIA_LEVEL_NAMES[result.level],
                                     outlet=result.outlet or "-")
 
@@ -120,13 +122,14 @@ async def my_activities(ctx: Context, rest: str) -> str:
     if station_id is None:
         return texts.OP_NO_STATION
     async with ctx.deps.sessions() as s:
-        rows = await ops.station_activities(s, station_id, now=utcnow())
+        rows = await ops.station_activities(s, station_id, now=utcnow(),
+                                            params=Params.from_settings(ctx.deps.settings))
     if not rows:
         return texts.OP_NO_ACTIVITIES
     lines = []
     for a in rows:
         rate = f"{a.satisfaction_rate:.0%}" if a.satisfaction_rate is not None else "-"
-        status = "已计分" if a.points > 0 else ("待结束" if "ended" in a.r1_missing else
+        status = "已计分" if a.scored else ("待结束" if "ended" in a.r1_missing else
                                                "缺宣传报道" if "publicity" in a.r1_missing else
                                                "未达计分条件" if a.r1_missing else "计分中")
         lines.append(texts.OP_ACTIVITY_LINE.format(
@@ -186,6 +189,6 @@ async def scan_talent(ctx: Context, scene: str) -> str:
         talent = await s.get(Talent, outcome.visit.talent_id) \
             if isinstance(outcome, visits.Accepted) and outcome.visit.talent_id else None
     if isinstance(outcome, visits.Accepted):
-        await ctx.deps.enqueue("apply_visit", outcome.visit.id, job_id=outcome.job_id)
+        await ctx.deps.enqueue_fact(outcome.job)
         return texts.OP_SCAN_OK.format(name=talent.name if talent else "", points=RULES["R3"].talent)
     return texts.OP_SCAN_REJECTED.get(outcome.reason.value, texts.OP_SCAN_REJECTED_OTHER)

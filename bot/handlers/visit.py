@@ -2,7 +2,7 @@
 
 A scan arrives as SCAN, as subscribe with `qrscene_` (general.follow), or as a menu scan; all reach these
 handlers through `Dispatcher.dispatch_scene`. The handler turns the scan into a domain call and picks the
-reply; points are applied by the worker (`apply_visit`, job id `apply_visit:{visit_id}`), never here.
+reply; points are applied by the worker (scoring/facts/visit.py, job `visit:{visit_id}`), never here.
 Station scans go through the group-commit batcher (bot/batcher.py): the visit row is committed and the job
 enqueued before the reply is sent.
 """
@@ -15,6 +15,7 @@ from bot.router import Context, Router
 from scoring import visits
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.facts import attendance
 from scoring.models import Activity, Station
 from scoring.rules import RULES
 from scoring.settings import Settings
@@ -48,7 +49,7 @@ async def station_scan(ctx: Context, scene: str) -> str:
         async with transaction(ctx.deps.sessions) as s:
             outcome = await visits.record_visit(s, scan)
         if isinstance(outcome, visits.Accepted):
-            await ctx.deps.enqueue("apply_visit", outcome.visit.id, job_id=outcome.job_id)
+            await ctx.deps.enqueue_fact(outcome.job)
     if isinstance(outcome, visits.Accepted):
         return credit_text(settings, outcome.station_name)
     return rejected_text(settings, outcome.reason, station=outcome.station_name)
@@ -65,15 +66,15 @@ async def activity_scan(ctx: Context, scene: str) -> str:
     else:
         activity_id = int(parsed.ref)
     async with transaction(ctx.deps.sessions) as s:
-        outcome = await visits.record_attendance(s, openid=ctx.openid, activity_id=activity_id, at=at,
-                                                 code_error=code_error)
+        outcome = await attendance.record(s, openid=ctx.openid, activity_id=activity_id, at=at,
+                                          code_error=code_error)
         if isinstance(outcome, visits.Rejected):
             act = await s.get(Activity, activity_id) if activity_id is not None else None
             station = await s.get(Station, act.station_id) if act is not None else None
             return rejected_text(settings, outcome.reason, station=station.name if station else "",
                                  title=act.title if act else "", start=when(act.starts_at) if act else "")
     if isinstance(outcome.visit, visits.Accepted):
-        await ctx.deps.enqueue("apply_visit", outcome.visit.visit.id, job_id=outcome.visit.job_id)
+        await ctx.deps.enqueue_fact(outcome.visit.job)
         r3 = RULES["R3"]
         credit = texts.ATTEND_CREDIT.format(points=r3.talent)
     else:

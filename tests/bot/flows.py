@@ -13,6 +13,7 @@ from sqlalchemy import select
 from scoring import periods
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.facts.common import APPLY
 from scoring.models import Activity, Staff, Station, Talent, Visit
 from scoring.tokens import activity_scene, station_scene
 from tests import factories as f
@@ -65,8 +66,10 @@ async def visits(bot: Bot) -> list[Visit]:
         return list((await s.scalars(select(Visit).order_by(Visit.id))).all())
 
 
-async def jobs(bot: Bot, function: str | None = None) -> list[str]:
-    return sorted(j.job_id for j in await bot.queued_jobs() if function is None or j.function == function)
+async def jobs(bot: Bot, kind: str | None = None) -> list[str]:
+    """Ids of the queued jobs: all, or the worker's apply of this kind of fact."""
+    return sorted(j.job_id for j in await bot.queued_jobs()
+                  if kind is None or (j.function == APPLY and j.args[0] == kind))
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], within: float = 5.0) -> T:

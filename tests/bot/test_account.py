@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import texts
-from scoring import ledger
 from scoring.clock import utcnow
 from scoring.db import transaction
+from scoring.facts import redemption as redemption_fact
+from scoring.facts import visit
 from scoring.models import Redemption, Talent
 from tests import factories as f
 from tests.bot import flows
@@ -75,7 +76,7 @@ async def _with_points(bot: Bot) -> tuple[int, int]:
         tea = await gift(s, cost=2, stock=5, name="茶叶")
         await gift(s, cost=100, stock=0, name="字画")
     async with transaction(bot.sessions) as s:
-        await ledger.apply_visits(s, [v.id for v in made])
+        await visit.credit(s, [v.id for v in made])
     return me.id, tea.id
 
 
@@ -84,7 +85,7 @@ async def test_points_show_balance_periods_and_reasons(bot: Bot) -> None:
     async with transaction(bot.sessions) as s:
         red = await redemption(s, me, tea)
     async with transaction(bot.sessions) as s:
-        await ledger.apply_redemption(s, red.id)  # as the worker would
+        await redemption_fact.apply(s, red.id)  # as the worker would
     reply = (await bot.wx.text("oMe", "积分")).text
     assert reply.startswith("您的可用积分：1 分\n") and "累计 3 分" in reply
     assert reply.count("+1 到鲤城人才之家打卡") == 3 and "-2 兑换礼品「茶叶」" in reply
@@ -112,11 +113,11 @@ async def test_gifts_and_redeem_enqueue_the_worker(bot: Bot) -> None:
     async with bot.sessions() as s:
         [red] = (await s.scalars(select(Redemption))).all()
     assert red.status == "pending"
-    assert await flows.jobs(bot, "apply_redemption") == [f"apply_redemption:{red.id}"]
+    assert await flows.jobs(bot, "redemption") == [f"redemption:{red.id}"]
     # 3 points, 2 pending: another tea is obviously too much
     again = await bot.wx.text("oMe", f"redeem {tea}", create_time=int(time.time()) + 1)
     assert again.text == texts.REDEEM_BALANCE.format(gift="茶叶", cost=2, available=1)
     assert (await bot.wx.text("oMe", "兑换 2")).text == texts.REDEEM_STOCK.format(gift="字画")
     assert (await bot.wx.text("oMe", "兑换 99")).text == texts.REDEEM_NOT_FOUND.format(id=99)
     assert (await bot.wx.text("oMe", "兑换 茶叶")).text == texts.REDEEM_USAGE
-    assert len(await flows.jobs(bot, "apply_redemption")) == 1
+    assert len(await flows.jobs(bot, "redemption")) == 1

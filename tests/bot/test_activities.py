@@ -88,7 +88,7 @@ async def test_signed_up_talent_scans_the_activity_code(any_bot: Bot) -> None:
     assert reply.text == texts.ATTEND_OK.format(title=act.title, credit=texts.ATTEND_CREDIT.format(points=1))
     [v] = await flows.visits(any_bot)
     assert (v.source, v.activity_id, v.station_id, v.status) == ("activity", act.id, st.id, "accepted")
-    assert await flows.jobs(any_bot, "apply_visit") == [f"apply_visit:{v.id}"]
+    assert await flows.jobs(any_bot, "visit") == [f"visit:{v.id}"]
     again = await any_bot.wx.scan("oA", flows.act_scene(any_bot, act.id), create_time=int(time.time()) + 1)
     assert again.text == texts.ATTEND_AGAIN.format(title=act.title, credit=texts.ATTEND_NO_CREDIT)
 

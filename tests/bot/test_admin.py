@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from bot import texts
 from scoring import ledger
 from scoring.db import transaction
+from scoring.facts import visit
 from scoring.models import (
     AuditLog,
     DeadLetter,
@@ -22,6 +23,7 @@ from scoring.models import (
     Warning,
 )
 from tests import factories as f
+from tests.bot import flows
 from tests.bot.conftest import Bot
 from tests.cli import run_cli
 
@@ -99,7 +101,7 @@ async def test_void_is_recorded_once_and_enqueued(safe_bot: Bot) -> None:
     async with safe_bot.sessions() as s:
         voids = (await s.execute(select(Void.target_kind, Void.target_id, Void.actor, Void.reason))).all()
     assert list(map(tuple, voids)) == [("visit", v.id, ADMIN, "代刷打卡")]
-    assert [j.function for j in await safe_bot.queued_jobs()] == ["apply_void"]
+    assert [(j.function, j.args[0]) for j in await safe_bot.queued_jobs()] == [("apply", "void")]
 
 
 async def test_survey_within_the_cap(safe_bot: Bot) -> None:
@@ -122,7 +124,7 @@ async def test_survey_within_the_cap(safe_bot: Bot) -> None:
     async with safe_bot.sessions() as s:
         pending = (await s.scalars(select(SurveyResult.amount).where(SurveyResult.status == "pending"))).all()
     assert list(pending) == [10, -100]
-    assert [j.function for j in await safe_bot.queued_jobs()] == ["apply_survey", "apply_survey"]
+    assert [(j.function, j.args[0]) for j in await safe_bot.queued_jobs()] == [("apply", "survey")] * 2
 
 
 async def test_extend_and_warn(safe_bot: Bot) -> None:
@@ -146,7 +148,7 @@ async def test_flags_release_dead_retry_audit(safe_bot: Bot) -> None:
         v = await f.visit(s, t, st, datetime(2026, 11, 2, 3, 0))
         s.add(Flag(rule="multi_station", hold=True, station_id=st.id, talent_id=t.id, visit_id=v.id,
                    detail="30 分钟内 3 个站点"))
-        s.add(DeadLetter(task="apply_visit", fact_id=v.id, reason="LedgerConflict"))
+        s.add(DeadLetter(task="visit", fact_id=v.id, reason="LedgerConflict"))
     listing = await ask(safe_bot, "风险")
     assert "multi_station（暂扣）" in listing and "ST1" in listing
     async with safe_bot.sessions() as s:
@@ -158,7 +160,12 @@ async def test_flags_release_dead_retry_audit(safe_bot: Bot) -> None:
     assert await ask(safe_bot, f"/retry {dead_id}") == texts.AD_RETRY_OK.format(id=dead_id)
     assert await ask(safe_bot, f"/retry {dead_id}") == texts.AD_DEAD_MISSING.format(id=dead_id)
     assert await ask(safe_bot, "/dead") == texts.AD_NO_DEAD
-    assert sorted(j.function for j in await safe_bot.queued_jobs()) == ["apply_visit", "release_flag"]
+    # the release is recorded at once, and the visit's apply queued; so is the retry's
+    assert await flows.jobs(safe_bot) == [f"visit:{v.id}:release{flag_id}", f"visit:{v.id}:retry{dead_id}"]
+    async with safe_bot.sessions() as s:
+        released = await s.get(Flag, flag_id)
+    assert released is not None and (released.status, released.resolved_by) == ("released", ADMIN)
+    assert await ask(safe_bot, f"释放 #{flag_id}") == texts.AD_NO_FLAG.format(id=flag_id)  # once
     trail = await ask(safe_bot, "/audit 3")
     assert trail.count("\n") == 2 and "/retry" in trail and ADMIN in trail
 
@@ -186,7 +193,7 @@ async def test_month_close_and_rating_words(safe_bot: Bot) -> None:
         for i, st in enumerate(stations):  # R4 scores most in Oct 2025 (and 2025), R0 least
             for d in range(i + 1):
                 v = await f.visit(s, talent, st, datetime(2025, 10, 1 + d, 2, 0))
-                await ledger.apply_visit(s, v.id)
+                await visit.credit(s, [v.id])
     closed = await ask(safe_bot, "月结 2025-10")
     assert "R4" in closed and "2025-11 首屏轮播" in closed
     assert "此前已月结" in await ask(safe_bot, "/month-close 2025-10")

@@ -125,4 +125,5 @@ async def test_enqueue_is_retried_when_redis_stumbles(sqlite_url: str, arq: ArqR
         await b.close()
         await engine.dispose()
     assert isinstance(outcome, Accepted) and calls == [1, 1]
-    assert [j.job_id for j in await arq.queued_jobs()] == [outcome.job_id]
+    assert [(j.function, j.args, j.job_id) for j in await arq.queued_jobs()] == [
+        ("apply", outcome.job.args, outcome.job.id)]

@@ -13,6 +13,7 @@ from scoring.operations import format_local
 from scoring.periods import to_utc_naive
 from scoring.tokens import Scene, parse_scene
 from tests import factories as f
+from tests.bot import flows
 from tests.bot.conftest import Bot
 
 OP = "oOperator1"
@@ -46,7 +47,7 @@ async def test_publish_activity(safe_bot: Bot) -> None:
     assert text.startswith(f"活动 #{act.id} 已发布")
     assert format_local(act.starts_at) == future(3, 14)
     jobs = await safe_bot.queued_jobs()
-    assert [(j.function, j.args) for j in jobs] == [("apply_activity", (act.id,))]
+    assert [(j.function, j.args, j.job_id) for j in jobs] == [("apply", ("activity", act.id), f"activity:{act.id}:end")]
     async with safe_bot.sessions() as s:
         audit = (await s.execute(select(AuditLog.actor, AuditLog.role, AuditLog.outcome))).all()
     assert [(a, r) for a, r, _ in audit] == [(OP, "operator")] and audit[0][2] == text
@@ -71,7 +72,7 @@ async def test_publishing_with_too_little_lead_warns_at_once(safe_bot: Bot, quie
     assert early == texts.OP_PUBLISHED.format(id=second.id, title="沙龙", start=f"{ahead:%Y-%m-%d} 14:00",
                                               end=f"{ahead:%Y-%m-%d} 16:00")
     assert list(outcomes) == [late, early]
-    assert sorted(j.args for j in await safe_bot.queued_jobs()) == [(first.id,), (second.id,)]
+    assert sorted(j.args for j in await safe_bot.queued_jobs()) == [("activity", first.id), ("activity", second.id)]
 
 
 async def test_english_alias(safe_bot: Bot) -> None:
@@ -128,8 +129,7 @@ async def test_publicity_and_media(safe_bot: Bot) -> None:
     async with safe_bot.sessions() as s:
         assert (await s.scalar(select(PublicityReport.url))) == "https://news.example.com/a/1"
         assert (await s.scalar(select(MediaReport.level))) == "municipal"
-    functions = sorted(j.function for j in await safe_bot.queued_jobs())
-    assert functions == ["apply_activity", "apply_activity", "apply_media"]
+    assert await flows.jobs(safe_bot) == [f"activity:{act_id}:end", f"activity:{act_id}:pub1", f"media:{act_id}:1"]
 
 
 async def test_other_stations_activity_is_refused(safe_bot: Bot) -> None:
@@ -201,4 +201,4 @@ async def test_operator_scans_a_talents_personal_code(safe_bot: Bot, bot: Bot) -
                                             ("rejected", "expired_code"), ("rejected", "forged_code"),
                                             ("rejected", "not_bound")]
     assert {(r[2], r[3], r[4]) for r in rows} == {("operator", mine, OP)}
-    assert [j.function for j in await safe_bot.queued_jobs()] == ["apply_visit"]
+    assert [(j.function, j.args[0]) for j in await safe_bot.queued_jobs()] == [("apply", "visit")]

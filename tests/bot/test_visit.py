@@ -25,9 +25,9 @@ async def test_bound_talent_scan_is_recorded_and_enqueued(any_bot: Bot) -> None:
     [v] = await flows.visits(any_bot)
     assert (v.status, v.talent_id, v.station_id, v.source, v.reason) == ("accepted", t.id, st.id, "station", None)
     assert v.credit_key == f"{t.id}:{st.id}:{v.local_day.isoformat()}"
-    assert await flows.jobs(any_bot, "apply_visit") == [f"apply_visit:{v.id}"]
+    assert await flows.jobs(any_bot, "visit") == [f"visit:{v.id}"]
     [job] = await any_bot.queued_jobs()
-    assert job.args == (v.id,)
+    assert (job.function, job.args) == ("apply", ("visit", v.id))
 
 
 async def test_first_follow_with_scene_is_a_follow_and_a_scan(bot: Bot) -> None:
@@ -48,7 +48,7 @@ async def test_second_scan_same_day_is_stored_as_already_today(bot: Bot) -> None
     first, second = await flows.visits(bot)
     assert (first.status, second.status, second.reason, second.credit_key) == \
         ("accepted", "rejected", "already_today", None)
-    assert await flows.jobs(bot) == [f"apply_visit:{first.id}"]
+    assert await flows.jobs(bot) == [f"visit:{first.id}"]
 
 
 async def test_three_deliveries_of_one_scan_make_one_visit_and_one_job(any_bot: Bot) -> None:
@@ -59,7 +59,7 @@ async def test_three_deliveries_of_one_scan_make_one_visit_and_one_job(any_bot: 
     assert [r.status for r in replies] == [200, 200, 200]
     assert len({r.text for r in replies}) == 1 and "打卡成功" in replies[0].text
     [v] = await flows.visits(any_bot)
-    assert await flows.jobs(any_bot) == [f"apply_visit:{v.id}"]
+    assert await flows.jobs(any_bot) == [f"visit:{v.id}"]
     # and a late retry, after the first answer was sent, gets the same answer again
     again = await any_bot.wx.scan("oT1", scene, create_time=created)
     assert again.text == replies[0].text and len(await flows.visits(any_bot)) == 1
@@ -170,7 +170,7 @@ async def test_many_talents_scanning_at_once_each_get_their_visit(bot: Bot) -> N
     assert all("打卡成功" in r.text for r in replies)
     stored = await flows.visits(bot)
     assert len(stored) == 40 and {v.status for v in stored} == {"accepted"}
-    assert len(await flows.jobs(bot, "apply_visit")) == 40
+    assert len(await flows.jobs(bot, "visit")) == 40
     assert bot.app  # the batcher wrote them in fewer transactions than scans
     from bot.webhook import DEPS_KEY
 

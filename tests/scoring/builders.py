@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import periods
+from scoring import ledger, periods
+from scoring.facts import visit as visit_fact
+from scoring.facts.common import Applied, Refused
 from scoring.models import (
     Activity,
     Attendance,
@@ -29,6 +31,7 @@ from scoring.models import (
     Station,
     SurveyResult,
     Talent,
+    Visit,
 )
 from tests.conftest import new_pg_database, new_sqlite_database
 
@@ -140,3 +143,23 @@ async def all_entries(session: AsyncSession) -> list[Entry]:
 
 def certified(year: int, month: int = 6, day: int = 1) -> date:
     return date(year, month, day)
+
+
+# -- what rules wrote ------------------------------------------------------------------------------------
+async def credited(session: AsyncSession, visit: Visit) -> list[Entry]:
+    """R3 for one visit without the fraud screen (scoring.facts.visit.credit): the entries it wrote."""
+    before = {e.id for e in await ledger.entries_of(session, "visit", [visit.id])}
+    await visit_fact.credit(session, [visit.id])
+    return [e for e in await ledger.entries_of(session, "visit", [visit.id]) if e.id not in before]
+
+
+async def reversed_now(session: AsyncSession, entry_ids: list[int], *, actor: str = "admin",
+                       reason: str = "test") -> list[Entry]:
+    """The reversals that ledger.reverse wrote for these entries (none for those reversed before)."""
+    posted = await ledger.reverse(session, entry_ids, actor=actor, reason=reason)
+    return [e for e in await ledger.reversals_of(session, entry_ids) if e.key in set(posted.written)]
+
+
+def written(outcome: Applied | Refused) -> list[Entry]:
+    """The entries of an outcome whose fact got all of them from this call (one payment per fact)."""
+    return list(outcome.entries) if isinstance(outcome, Applied) and outcome.written else []

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import accounts, ledger
+from scoring import accounts
 from scoring.accounts import BindRefusal, BindRefused, Bound
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import redemption as redemption_fact
+from scoring.facts import visit
 from tests import factories as f
 from tests.scoring.builders import gift, local, redemption
 
@@ -79,8 +81,8 @@ async def test_recent_entries_and_year_rank(lite):
         g = await gift(s, cost=2, name="茶叶")
         red = await redemption(s, me, g)
     async with transaction(lite) as s:
-        assert await ledger.apply_visits(s, [v.id for v in made]) == 7
-        await ledger.apply_redemption(s, red.id, now=NOW)
+        assert await visit.credit(s, [v.id for v in made]) == 7
+        await redemption_fact.apply(s, red.id, now=NOW)
     async with lite() as s:
         lines = await accounts.recent_entries(s, me.id)
         rank_me = await accounts.talent_year_rank(s, me.id, NOW)

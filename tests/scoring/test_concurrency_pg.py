@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError
 
 from scoring import ledger
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import media, redemption, survey, visit
+from scoring.facts.common import Applied, Outcome, Refusal, Refused
 from scoring.models import Entry, Gift, Redemption
 from tests import factories as f
 from tests.scoring import builders as b
@@ -52,18 +54,19 @@ async def test_fifty_concurrent_applications_of_one_visit_write_one_set_of_entri
         t = await f.talent(s)
         v = await f.visit(s, t, st, NOV)
 
-    async def apply() -> ledger.Posted:
+    async def apply() -> Outcome:
         async with transaction(sessions) as s:
-            return await ledger.apply_visit(s, v.id)
+            return await visit.apply(s, v.id)
 
     results = await asyncio.gather(*(apply() for _ in range(N)))
-    assert sum(r.applied for r in results) == 1
-    assert sum(r.already for r in results) == N - 1
+    assert all(isinstance(r, Applied) and len(r.entries) == 2 for r in results)
+    assert sum(r.written == 2 for r in results if isinstance(r, Applied)) == 1
+    assert sum(r.already for r in results if isinstance(r, Applied)) == N - 1
     async with sessions() as s:
         rows = (await s.execute(select(Entry.key, Entry.amount, Entry.station_id, Entry.talent_id))).all()
-    assert sorted(tuple(r) for r in rows) == sorted([
-        (ledger.visit_key(t.id, st.id, v.local_day) + "#station", 1, st.id, None),
-        (ledger.visit_key(t.id, st.id, v.local_day) + "#talent", 1, None, t.id)])
+    key = f"visit:{visit.credit_key(t.id, st.id, v.local_day)}"
+    assert sorted(tuple(r) for r in rows) == sorted([(key + "#station", 1, st.id, None),
+                                                     (key + "#talent", 1, None, t.id)])
 
 
 async def test_fifty_concurrent_redemptions_never_overdraw(wide_engine):
@@ -75,17 +78,17 @@ async def test_fifty_concurrent_redemptions_never_overdraw(wide_engine):
         g = await b.gift(s, cost=cost, stock=N)
         for d in range(balance):
             v = await f.visit(s, t, st, NOV + timedelta(days=d))
-            await ledger.apply_visit(s, v.id)
+            await visit.credit(s, [v.id])
         reds = [await b.redemption(s, t, g) for _ in range(N)]
 
-    async def redeem(rid: int) -> ledger.Posted:
+    async def redeem(rid: int) -> Outcome:
         async with transaction(sessions) as s:
-            return await ledger.apply_redemption(s, rid)
+            return await redemption.apply(s, rid)
 
     results = await asyncio.gather(*(redeem(r.id) for r in reds))
     applied = balance // cost
-    assert sum(r.applied for r in results) == applied
-    assert {r.refused for r in results if not r.applied} == {ledger.Refusal.BALANCE}
+    assert sum(isinstance(r, Applied) for r in results) == applied
+    assert {r.reason for r in results if isinstance(r, Refused)} == {Refusal.BALANCE}
     async with sessions() as s:
         assert await ledger.talent_balance(s, t.id) == balance - applied * cost >= 0
         assert await s.scalar(select(Gift.stock).where(Gift.id == g.id)) == N - applied
@@ -100,15 +103,16 @@ async def test_fifty_concurrent_applications_of_one_redemption_debit_once(wide_e
         t = await f.talent(s)
         g = await b.gift(s, cost=1, stock=5)
         v = await f.visit(s, t, st, NOV)
-        await ledger.apply_visit(s, v.id)
+        await visit.credit(s, [v.id])
         red = await b.redemption(s, t, g)
 
-    async def redeem() -> ledger.Posted:
+    async def redeem() -> Outcome:
         async with transaction(sessions) as s:
-            return await ledger.apply_redemption(s, red.id)
+            return await redemption.apply(s, red.id)
 
     results = await asyncio.gather(*(redeem() for _ in range(N)))
-    assert sum(r.applied for r in results) == 1 and sum(r.already for r in results) == N - 1
+    assert all(isinstance(r, Applied) for r in results)
+    assert sum(r.written for r in results if isinstance(r, Applied)) == 1
     async with sessions() as s:
         assert await ledger.talent_balance(s, t.id) == 0
         assert await s.scalar(select(Gift.stock).where(Gift.id == g.id)) == 4
@@ -120,14 +124,15 @@ async def test_concurrent_survey_results_stay_within_the_cap(wide_engine):
         st = await f.station(s)
         surveys = [await b.survey(s, st, 2026, 10) for _ in range(12)]
 
-    async def apply(sid: int) -> ledger.Posted:
+    async def apply(sid: int) -> Outcome:
         async with transaction(sessions) as s:
-            return await ledger.apply_survey(s, sid, now=datetime(2026, 12, 1))
+            return await survey.apply(s, sid, now=datetime(2026, 12, 1))
 
     results = await asyncio.gather(*(apply(sv.id) for sv in surveys))
-    assert sum(r.applied for r in results) == 5
+    assert sum(isinstance(r, Applied) for r in results) == 5
+    assert {r.reason for r in results if isinstance(r, Refused)} == {Refusal.SURVEY_CAP}
     async with sessions() as s:
-        assert await ledger.survey_total(s, st.id, 2026) == 50
+        assert await survey.total(s, st.id, 2026) == 50
 
 
 async def test_media_payment_is_serialised_by_a_row_lock_on_postgresql(pg_engine):
@@ -143,23 +148,25 @@ async def test_media_payment_is_serialised_by_a_row_lock_on_postgresql(pg_engine
         act = await b.activity(s, st, starts_at=NOV)
         await b.media(s, act, "county")
 
+    held = act.ends_at + timedelta(days=1)
     first = sessions()
     await first.begin()
-    paid_first = await ledger.apply_media(first, act.id)  # holds the lock, not committed yet
-    assert [e.amount for e in paid_first.entries] == [3]
+    paid_first = await media.apply(first, act.id, now=held)  # holds the lock, not committed yet
+    assert isinstance(paid_first, Applied) and [e.amount for e in paid_first.entries] == [3]
     async with transaction(sessions) as s:
         await b.media(s, act, "central")
     with pytest.raises(DBAPIError, match="lock timeout") as blocked:
         async with transaction(sessions) as s:
             await s.execute(text("SET LOCAL lock_timeout = '100ms'"))
-            await ledger.apply_media(s, act.id)
+            await media.apply(s, act.id, now=held)
     assert "FROM activities" in str(blocked.value.statement)
     assert "FOR NO KEY UPDATE" in str(blocked.value.statement)
     await first.commit()
     await first.close()
     async with transaction(sessions) as s:
-        paid_second = await ledger.apply_media(s, act.id)
-    assert [e.amount for e in paid_second.entries] == [17]
+        paid_second = await media.apply(s, act.id, now=held)
+    assert isinstance(paid_second, Applied) and paid_second.written == 1
+    assert [e.amount for e in paid_second.entries] == [3, 17]
     async with sessions() as s:
         total = await s.scalar(select(func.sum(Entry.amount)).where(Entry.station_id == st.id))
     assert total == 20

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import openpyxl
 import pytest
 
-from scoring import ledger
 from scoring.db import transaction
 from scoring.exports import ExportError, build
+from scoring.facts import visit
 from scoring.models import Activity, Attendance, AuditLog, Satisfaction, Signup
 from tests import factories as f
 from tests.cli import run_cli
@@ -25,9 +25,9 @@ async def seed(sessions):
         t1, t2 = await f.talent(s), await f.talent(s)
         for t in (t1, t2):
             v = await f.visit(s, t, a, datetime(2026, 11, 3, 2, 0))
-            await ledger.apply_visit(s, v.id)
+            await visit.credit(s, [v.id])
         v = await f.visit(s, t1, b, datetime(2026, 11, 4, 2, 0))
-        await ledger.apply_visit(s, v.id)
+        await visit.credit(s, [v.id])
         act = Activity(station_id=a.id, title="沙龙", starts_at=datetime(2026, 11, 10, 6),
                        ends_at=datetime(2026, 11, 10, 8), capacity=20, published_at=datetime(2026, 11, 1))
         s.add(act)

@@ -8,8 +8,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from scoring import gifts, ledger
+from scoring import gifts
 from scoring.db import transaction
+from scoring.facts import redemption as redemption_fact
+from scoring.facts import visit
 from scoring.gifts import GiftRefusal, GiftRefused
 from scoring.models import Gift
 from tests import factories as f
@@ -125,14 +127,14 @@ async def test_restock_beside_redemptions_loses_nothing(sessions):
         st = await f.station(s)
         for t in talents:
             v = await f.visit(s, t, st, datetime(2026, 11, 1, 2))
-            await ledger.apply_visit(s, v.id)
+            await visit.credit(s, [v.id])
     g = await add(sessions, cost=1, stock=4)
     async with transaction(sessions) as s:
         reds = [await redemption(s, t, g.id) for t in talents]
 
     async def redeem(red_id: int) -> None:
         async with transaction(sessions) as s:
-            await ledger.apply_redemption(s, red_id)
+            await redemption_fact.apply(s, red_id)
 
     async def restock() -> None:
         async with transaction(sessions) as s:
@@ -251,15 +253,14 @@ async def test_pickup_message_names_the_station(sessions):
         t = await f.talent(s, openid="oMe")
         for day in (1, 2):
             v = await f.visit(s, t, st, datetime(2026, 11, day, 2))
-            await ledger.apply_visit(s, v.id)
+            await visit.credit(s, [v.id])
     here = await add(sessions, name="茶叶", cost=1, station_id=st.id)
     anywhere = await add(sessions, name="书", cost=1)
     async with transaction(sessions) as s:
         reds = [await redemption(s, t, here.id), await redemption(s, t, anywhere.id)]
     for red in reds:
         async with transaction(sessions) as s:
-            await ledger.apply_redemption(s, red.id)
-            await notify.tell_redemption(s, red.id)
+            await notify.send(s, (await redemption_fact.apply(s, red.id)).notices)
     async with sessions() as s:
         texts = {n.key: n.payload for n in (await s.scalars(select(Notification))).all()}
     assert "请凭提货码到丰泽人才之家领取" in texts[f"redeem:{reds[0].id}"]

@@ -1,7 +1,8 @@
 """A Hypothesis state machine for the ledger, in the spirit of TigerBeetle's auditor.
 
 Random facts (visits with duplicates and replays, voids, redemptions, survey results, media reports,
-activities held) go through scoring.ledger on a fresh SQLite database per example. An independent model
+activities held) go through the rules (scoring/facts/) and scoring.ledger on a fresh SQLite database per
+example. An independent model
 (plain Python, no scoring code: local time is UTC+8, Asia/Shanghai has had no DST since 1991) keeps what
 the ledger should contain, and after every step the invariants compare the two:
 
@@ -36,6 +37,8 @@ from sqlalchemy import func, select
 from scoring import ledger
 from scoring.boards import station_board, talent_board
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import activity, media, redemption, survey, visit
+from scoring.facts.common import Applied, Outcome, Refusal, Refused
 from scoring.models import Activity, Entry, Gift, MediaReport, Redemption, Station, Visit
 from scoring.periods import Period
 from tests import factories as f
@@ -223,21 +226,21 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(vid=visits)
     def apply_visit(self, vid: int) -> None:
-        async def go() -> ledger.Posted:
+        async def go() -> int:
             async with transaction(self.sessions) as s:
-                return await ledger.apply_visit(s, vid)
+                return await visit.credit(s, [vid])
 
         had = self.credited_day(*self.visit_facts[vid][:2], local_date(self.visit_facts[vid][2])) + "#s"
         already = had in self.entries
-        posted = self.run(go())
+        credited = self.run(go())
         self.expect_visit(vid)
-        assert posted.already == already and len(posted.entries) == (0 if already else 2)
+        assert credited == (0 if already else 1)
 
     @rule(vids=st.lists(visits, min_size=1, max_size=5))
     def apply_visit_batch(self, vids: list[int]) -> None:
         async def go() -> int:
             async with transaction(self.sessions) as s:
-                return await ledger.apply_visits(s, vids)
+                return await visit.credit(s, vids)
 
         n = self.run(go())
         before = len(self.entries)
@@ -247,17 +250,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(vid=visits)
     def void_visit(self, vid: int) -> None:
-        async def go() -> ledger.Posted:
+        async def go() -> list[Entry]:
             async with transaction(self.sessions) as s:
-                return await ledger.reverse(s, await ledger.fact_entries(s, "visit", vid), actor="admin",
-                                            reason="代打卡")
+                return await b.reversed_now(s, await ledger.originals(s, "visit", [vid]), reason="代打卡")
 
-        posted = self.run(go())
+        written = self.run(go())
         keys = [k for k, e in self.entries.items() if e.kind == "visit" and e.fact == vid and e.reverses is None]
         fresh = [k for k in keys if k not in self.reversed]
         self.reverse_model(keys)
-        assert len(posted.entries) == len(fresh)
-        assert all(e.actor == "admin" and e.reason == "代打卡" for e in posted.entries)
+        assert len(written) == len(fresh)
+        assert all(e.actor == "admin" and e.reason == "代打卡" for e in written)
 
     @precondition(lambda self: bool(self.entries))
     @rule(pick=st.integers(0, 10_000))
@@ -265,14 +267,14 @@ class LedgerMachine(RuleBasedStateMachine):
         keys = sorted(self.entries)
         key = keys[pick % len(keys)]
 
-        async def go() -> ledger.Posted:
+        async def go() -> list[Entry]:
             async with transaction(self.sessions) as s:
-                return await ledger.reverse(s, [self.ids[key]], actor="admin", reason="error")
+                return await b.reversed_now(s, [self.ids[key]], reason="error")
 
-        posted = self.run(go())
+        written = self.run(go())
         is_reversal, was_reversed = self.entries[key].reverses is not None, key in self.reversed
         self.reverse_model([key])
-        assert len(posted.entries) == (0 if is_reversal or was_reversed else 1)
+        assert len(written) == (0 if is_reversal or was_reversed else 1)
 
     # -- redemptions --------------------------------------------------------------------------------
     @rule(target=redemptions, talent=st.integers(0, 2), gift=st.integers(0, len(GIFTS) - 1))
@@ -280,19 +282,19 @@ class LedgerMachine(RuleBasedStateMachine):
         tid = list(self.talents)[talent]
         gid = list(self.stock)[gift]
 
-        async def go() -> tuple[int, ledger.Posted]:
+        async def go() -> tuple[int, Outcome]:
             async with transaction(self.sessions) as s:  # recorded and applied in one transaction
                 red = await b.redemption(s, tid, gid)
-                return red.id, await ledger.apply_redemption(s, red.id, now=NOW_SURVEY)
+                return red.id, await redemption.apply(s, red.id, now=NOW_SURVEY)
 
         rid, posted = self.run(go())
         cost = self.gift_cost[gid]
         if self.stock[gid] <= 0:
-            assert posted.refused == ledger.Refusal.STOCK
+            assert isinstance(posted, Refused) and posted.reason is Refusal.STOCK
         elif self.talent_balance(tid) < cost:
-            assert posted.refused == ledger.Refusal.BALANCE
+            assert isinstance(posted, Refused) and posted.reason is Refusal.BALANCE
         else:
-            assert posted.applied
+            assert isinstance(posted, Applied) and posted.written == 1
             self.stock[gid] -= 1
             self.add(M(f"redeem:{rid}", -cost, None, tid, NOW_SURVEY, "redemption", rid))
             assert self.talent_balance(tid) >= 0
@@ -301,13 +303,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(rid=redemptions)
     def reapply_redemption(self, rid: int) -> None:
-        async def go() -> ledger.Posted:
+        async def go() -> Outcome:
             async with transaction(self.sessions) as s:
-                return await ledger.apply_redemption(s, rid, now=NOW_SURVEY + timedelta(days=1))
+                return await redemption.apply(s, rid, now=NOW_SURVEY + timedelta(days=1))
 
         posted = self.run(go())
-        assert posted.entries == []
-        assert posted.already == (f"redeem:{rid}" in self.entries)
+        assert isinstance(posted, Applied) == (f"redeem:{rid}" in self.entries)
+        assert isinstance(posted, Refused) or posted.already
 
     # -- surveys ------------------------------------------------------------------------------------
     @rule(target=surveys, station=st.integers(0, 3), year=st.sampled_from([2026, 2027]),
@@ -315,12 +317,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def survey(self, station: int, year: int, amount: int) -> int:
         info = self.stations[station]
 
-        async def go() -> tuple[int, ledger.Posted]:
+        async def go() -> tuple[int, Outcome]:
             async with transaction(self.sessions) as s:
                 station = await s.get(Station, info.id)
                 assert station is not None
                 sv = await b.survey(s, station, year, amount)
-                return sv.id, await ledger.apply_survey(s, sv.id, now=NOW_SURVEY)
+                return sv.id, await survey.apply(s, sv.id, now=NOW_SURVEY)
 
         sid, posted = self.run(go())
         total = sum(e.amount for e in self.entries.values()
@@ -328,36 +330,38 @@ class LedgerMachine(RuleBasedStateMachine):
                     and self.survey_years[e.fact] == year)
         self.survey_years[sid] = year
         if -50 <= total + amount <= 50:
-            assert posted.applied
+            assert isinstance(posted, Applied) and posted.written == 1
             at = NOW_SURVEY if year == 2027 else local_midnight(2027) - timedelta(seconds=1)
             self.add(M(f"survey:{info.id}:{year}:{sid}", amount, info.id, None, at, "survey", sid))
         else:
-            assert posted.refused == ledger.Refusal.SURVEY_CAP
+            assert posted == Refused(Refusal.SURVEY_CAP)
         return sid
 
     @rule(sid=surveys)
     def reapply_survey(self, sid: int) -> None:
-        async def go() -> ledger.Posted:
+        async def go() -> Outcome:
             async with transaction(self.sessions) as s:
-                return await ledger.apply_survey(s, sid, now=NOW_SURVEY)
+                return await survey.apply(s, sid, now=NOW_SURVEY)
 
-        assert self.run(go()).entries == []
+        again = self.run(go())
+        assert isinstance(again, Refused) or again.already
 
     # -- activities and media -----------------------------------------------------------------------
     @rule(which=st.integers(0, 1))
     def hold(self, which: int) -> None:
         aid = list(self.activities)[which]
 
-        async def go() -> ledger.Posted:
+        async def go() -> Outcome:
             async with transaction(self.sessions) as s:
-                return await ledger.apply_activity(s, aid, now=NOW_HELD)
+                return await activity.apply(s, aid, now=NOW_HELD)
 
         posted = self.run(go())
         sid, ends_at = self.activities[aid]
+        assert isinstance(posted, Applied)
         if f"host:{aid}" in self.entries:
             assert posted.already
         else:
-            assert posted.applied
+            assert posted.written == 1
             self.add(M(f"host:{aid}", 5, sid, None, ends_at, "activity", aid))
 
     def expect_media(self, aid: int) -> None:
@@ -365,7 +369,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if not valid:
             return
         target = max(p for p, _ in valid)
-        at = min(at for p, at in valid if p == target)
+        # the best report's upload time, or the activity's end when the report came before it
+        at = max(min(at for p, at in valid if p == target), self.activities[aid][1])
         paid = sum(e.amount for e in self.entries.values() if e.kind == "media" and e.fact == aid)
         n_rev = sum(1 for e in self.entries.values() if e.kind == "media" and e.fact == aid and e.reverses)
         if target > paid:
@@ -379,18 +384,18 @@ class LedgerMachine(RuleBasedStateMachine):
         aid = list(self.activities)[which]
         at = utc(FIRST_DAY + timedelta(days=day), hour)
 
-        async def go() -> ledger.Posted:
+        async def go() -> Outcome:
             async with transaction(self.sessions) as s:
                 act = await s.get(Activity, aid)
                 assert act is not None
                 await b.media(s, act, level, at=at)
-                return await ledger.apply_media(s, aid, now=NOW_HELD)
+                return await media.apply(s, aid, now=NOW_HELD)
 
         before = len(self.entries)
         posted = self.run(go())
         self.reports[aid].append((level, at, False))
         self.expect_media(aid)
-        assert len(posted.entries) == len(self.entries) - before
+        assert isinstance(posted, Applied) and posted.written == len(self.entries) - before
 
     @precondition(lambda self: any(self.reports.values()))
     @rule(pick=st.integers(0, 100))
@@ -406,8 +411,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 reports = (await s.scalars(select(MediaReport).where(MediaReport.activity_id == aid)
                                            .order_by(MediaReport.id))).all()
                 reports[i].voided_at = NOW_HELD
-                await ledger.reverse(s, await ledger.fact_entries(s, "media", aid), actor="admin", reason="假报道")
-                await ledger.apply_media(s, aid, now=NOW_HELD)
+                await ledger.reverse(s, await ledger.originals(s, "media", [aid]), actor="admin", reason="假报道")
+                await media.apply(s, aid, now=NOW_HELD)
 
         self.run(go())
         level, at, _ = self.reports[aid][i]

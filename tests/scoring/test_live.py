@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import boards, ledger, live, periods
+from scoring import boards, live, periods
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import redemption, survey
 from scoring.models import Entry, Station, Talent
 from scoring.periods import Period
 from scoring.ranking import Ranked
@@ -110,20 +111,19 @@ async def scenario(url: str, redis_url: str, ops: list[tuple[Any, ...]]) -> None
                 if op[0] == "visit":
                     _, t, stn, i = op
                     v = await f.visit(s, tls[t], sts[stn], INSTANTS[i] + timedelta(seconds=t))
-                    pending += (await ledger.apply_visit(s, v.id)).entries
+                    pending += await b.credited(s, v)
                 elif op[0] == "void":
                     ids = (await s.scalars(select(Entry.id).where(
                         Entry.reverses_id.is_(None), Entry.fact_kind != "redemption").order_by(Entry.id))).all()
                     if ids:
-                        posted = await ledger.reverse(s, [ids[op[1] % len(ids)]], actor="admin", reason="test")
-                        pending += posted.entries
+                        pending += await b.reversed_now(s, [ids[op[1] % len(ids)]])
                 elif op[0] == "survey":
                     sv = await b.survey(s, sts[op[1]], op[2], op[3])
-                    pending += (await ledger.apply_survey(s, sv.id, now=NOW)).entries
+                    pending += b.written(await survey.apply(s, sv.id, now=NOW))
                 elif op[0] == "redeem":
                     gift = gift or await b.gift(s, cost=1)
                     red = await b.redemption(s, tls[op[1]], gift)
-                    pending += (await ledger.apply_redemption(s, red.id, now=INSTANTS[5])).entries
+                    pending += b.written(await redemption.apply(s, red.id, now=INSTANTS[5]))
                 elif op[0] == "delist":
                     st_ = await s.get(Station, sts[op[1]].id)
                     assert st_ is not None
@@ -165,7 +165,7 @@ async def test_periods_eligibility_extension_and_ties(sessions: Sessions, redis:
                            (3, 0, b.local(2026, 3, 1, 10)),
                            (0, 2, b.local(2026, 9, 1, 9))]:    # C3: certified in 2026
             v = await f.visit(s, tls[t], sts[stn], at)
-            posted += (await ledger.apply_visit(s, v.id)).entries
+            posted += await b.credited(s, v)
     await bump_entries(sessions, redis, posted)
     await assert_equal(sessions, redis)
     async with sessions() as s:
@@ -185,7 +185,7 @@ async def test_delisted_stations_leave_and_reads_fall_back_to_sql(sessions: Sess
     sts, tls = await town(sessions)
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[0], sts[3], b.local(2026, 6, 1))
-        entries = (await ledger.apply_visit(s, v.id)).entries
+        entries = await b.credited(s, v)
     async with sessions() as s:  # not built yet: the SQL board answers
         assert not await live.is_built(redis)
         assert [r.code for r in await live.station_board(s, redis, Period("month", "2026-06"), now=NOW)
@@ -212,7 +212,7 @@ async def test_entries_bumped_during_a_rebuild_are_neither_lost_nor_doubled(
     async with transaction(sessions) as s:
         for i in range(3):
             v = await f.visit(s, tls[i], sts[0], b.local(2026, 5, 1 + i))
-            posted += (await ledger.apply_visit(s, v.id)).entries
+            posted += await b.credited(s, v)
     await live.rebuild(sessions, redis)
     real = live.read_snapshot
 
@@ -223,7 +223,7 @@ async def test_entries_bumped_during_a_rebuild_are_neither_lost_nor_doubled(
         async with transaction(sessions) as s:
             for i in range(3):
                 v = await f.visit(s, tls[i], sts[1], b.local(2026, 5, 10 + i))
-                more += (await ledger.apply_visit(s, v.id)).entries
+                more += await b.credited(s, v)
         await bump_entries(sessions, redis, more + posted)
         return snap
 
@@ -239,7 +239,7 @@ async def test_reconcile_logs_and_repairs_drift(sessions: Sessions, redis: Any,
     sts, tls = await town(sessions)
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[0], sts[0], b.local(2027, 5, 20))
-        entries = (await ledger.apply_visit(s, v.id)).entries
+        entries = await b.credited(s, v)
     await live.rebuild(sessions, redis)
     assert (await live.reconcile(sessions, redis, now=NOW)).drift == []
     await redis.zincrby(live.board_key("station", Period("month", "2027-05")), 5, str(sts[0].id))
@@ -276,7 +276,7 @@ def test_rebuild_boards_command(sqlite_url: str, redis_server: RedisServer, tmp_
             sts = (await s.scalars(select(Station).order_by(Station.id))).all()
             for i in range(5):
                 v = await f.visit(s, tls[i % 4], sts[i % 4], b.local(2026, 4, 1 + i))
-                await ledger.apply_visit(s, v.id)
+                await b.credited(s, v)
         await engine.dispose()
         client = aioredis.from_url(redis_server.url)
         await client.flushall()
@@ -307,7 +307,7 @@ async def test_an_extension_granted_later_moves_counted_entries(sessions: Sessio
     sts, tls = await town(sessions)
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[0], sts[3], b.local(2027, 1, 3, 9))  # D4, no extension yet: counts 2027
-        entries = (await ledger.apply_visit(s, v.id)).entries
+        entries = await b.credited(s, v)
     await live.rebuild(sessions, redis)
     assert await live.ensure_built(sessions, redis) is None  # nothing changed
     await live.bump(redis, await _plan(sessions, entries))
@@ -349,7 +349,7 @@ async def test_rebuild_marks_entries_across_id_gaps(sessions: Sessions, redis: A
     sts, tls = await town(sessions)
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[0], sts[0], b.local(2026, 5, 1))
-        first = (await ledger.apply_visit(s, v.id)).entries
+        first = await b.credited(s, v)
         s.add(Entry(id=first[-1].id + 100, key="survey:gap", amount=3, rule="R4@1", fact_kind="survey", fact_id=1,
                     station_id=sts[1].id, occurred_at=b.local(2026, 5, 2)))  # ids need not be dense (PostgreSQL)
     rebuilt = await live.rebuild(sessions, redis)

@@ -33,7 +33,7 @@ async def test_publish_judges_r1s_lead_at_once(sessions):
     assert isinstance(exact, Published) and exact.meets_lead and exact.lead_hours == 24
     assert isinstance(short, Published) and not short.meets_lead and short.activity.id > exact.activity.id
     assert isinstance(longer_rule, Published) and not longer_rule.meets_lead and longer_rule.lead_hours == 48
-    assert exact.job_id == f"apply_activity:{exact.activity.id}:end"
+    assert exact.job.id == f"activity:{exact.activity.id}:end" and exact.job.defer_until == exact.activity.ends_at
     assert await publish(-timedelta(minutes=1)) is OpRefusal.START_IN_PAST
 
 

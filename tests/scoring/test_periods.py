@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scoring import ledger, periods
+from scoring import periods
 from scoring.boards import station_board, station_points, talent_board, talent_points
 from scoring.db import transaction
+from scoring.facts import visit
 from scoring.periods import Period
 from tests import factories as f
 from tests.scoring import builders as b
@@ -25,8 +26,7 @@ async def db_url(request, tmp_path):
 async def visit_and_apply(sessions, t, st, at: datetime):
     async with transaction(sessions) as s:
         v = await f.visit(s, t, st, at)
-        posted = await ledger.apply_visit(s, v.id)
-    assert posted.applied
+        assert await visit.credit(s, [v.id]) == 1
     return v
 
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring import ledger
 from scoring.boards import station_board
 from scoring.db import transaction
+from scoring.facts import visit
 from scoring.periods import Period
 from scoring.ranking import Standing, cut_lines, rank
 from tests import factories as f
@@ -65,7 +65,7 @@ async def test_station_board_tie_order_comes_from_the_ledger(sessions):
     async with transaction(sessions) as ses:
         for station, at in plan:
             v = await f.visit(ses, t, station, at)
-            assert (await ledger.apply_visit(ses, v.id)).applied
+            assert await visit.credit(ses, [v.id]) == 1
     async with sessions() as ses:
         ranked = await station_board(ses, Period("year", "2026"), now=T0 + timedelta(days=30))
     assert [(r.rank, r.code, r.points) for r in ranked] == [(1, "B", 2), (1, "A", 2), (1, "C", 2), (4, "D", 0)]
@@ -80,7 +80,7 @@ async def test_delisted_and_not_yet_eligible_stations_are_not_ranked(sessions):
         t = await f.talent(ses)
         for station in (ok, gone, new, other):
             v = await f.visit(ses, t, station, T0)
-            await ledger.apply_visit(ses, v.id)
+            await visit.credit(ses, [v.id])
     async with sessions() as ses:
         now = T0 + timedelta(days=1)
         for kind, key in (("year", "2026"), ("month", "2026-03"), ("total", "all")):

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import gifts, invitations, ledger, satisfaction
+from scoring import gifts, invitations, satisfaction
 from scoring.clock import unix, utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import visit
 from scoring.models import Notification, Redemption, Satisfaction, Staff
 from scoring.satisfaction import Recorded, SatisfactionRefusal
 from tests import factories as f
@@ -118,14 +119,14 @@ async def test_gift_requests(lite):
         tea = await gift(s, cost=2, name="茶叶")
         empty = await gift(s, cost=1, stock=0, name="书")
     async with transaction(lite) as s:
-        await ledger.apply_visits(s, [v.id for v in made])  # balance 3
+        await visit.credit(s, [v.id for v in made])  # balance 3
 
     async def ask(gift_id: int):
         async with transaction(lite) as s:
             return await gifts.request_redemption(s, talent_id=t.id, gift_id=gift_id)
 
     first = await ask(tea.id)
-    assert isinstance(first, gifts.Requested) and first.job_id == f"apply_redemption:{first.redemption.id}"
+    assert isinstance(first, gifts.Requested) and first.job.id == f"redemption:{first.redemption.id}"
     second = await ask(tea.id)  # 3 - 2 pending = 1 < 2
     assert isinstance(second, gifts.RedeemRefused) and (second.reason, second.available) == ("balance", 1)
     assert (await ask(empty.id)).reason is gifts.RedeemRefusal.STOCK

@@ -7,10 +7,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from scoring import accounts, ledger
+from scoring import accounts
 from scoring.accounts import UnbindRefusal
 from scoring.boards import talent_points
 from scoring.db import transaction
+from scoring.facts import visit
 from scoring.models import Talent
 from tests import factories as f
 
@@ -22,7 +23,7 @@ async def test_unbind_by_openid_keeps_points_and_allows_binding_again(sessions, 
         t = await f.talent(s, "QZ001", openid="oMe", name="张三")
         st = await f.station(s)
         v = await f.visit(s, t, st, datetime(2026, 11, 3, 2))
-        await ledger.apply_visit(s, v.id)
+        await visit.credit(s, [v.id])
     async with transaction(sessions) as s:
         result = await accounts.unbind(s, openid="oMe")
     assert isinstance(result, accounts.Unbound) and result.openid == "oMe" and result.talent.id == t.id

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import visits
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import attendance
 from scoring.models import Attendance, Signup, Staff, Visit
 from scoring.tokens import station_scene, talent_scene
 from scoring.visits import Accepted, Reason, Rejected, Scan
@@ -65,7 +66,7 @@ async def test_each_reason_in_order(sessions):
     accepted = [v for v in stored if v.status == "accepted"]
     assert [(v.talent_id, v.station_id, v.credit_key) for v in accepted] == \
         [(t.id, st.id, f"{t.id}:{st.id}:2026-11-02")]
-    assert out[0].job_id == f"apply_visit:{accepted[0].id}"
+    assert out[0].job.id == f"visit:{accepted[0].id}"
     unbound = next(v for v in stored if v.reason == "not_bound")
     assert (unbound.talent_id, unbound.station_id, unbound.openid) == (None, st.id, "oNobody")
 
@@ -174,7 +175,7 @@ async def _activity_setup(sessions, *, capacity=None, starts=AT):
 
 async def attend(sessions, openid, act, at):
     async with transaction(sessions) as s:
-        return await visits.record_attendance(s, openid=openid, activity_id=act.id, at=at)
+        return await attendance.record(s, openid=openid, activity_id=act.id, at=at)
 
 
 async def test_attendance_window(lite):
@@ -183,7 +184,7 @@ async def test_attendance_window(lite):
     too_early = await attend(sessions, "o0", act, act.starts_at - timedelta(minutes=31))
     assert isinstance(too_early, Rejected) and too_early.reason is Reason.ACTIVITY_NOT_STARTED
     early = await attend(sessions, "o1", act, act.starts_at - timedelta(minutes=30))
-    assert isinstance(early, visits.Attended) and isinstance(early.visit, Accepted)
+    assert isinstance(early, attendance.Attended) and isinstance(early.visit, Accepted)
     ended = await attend(sessions, "o2", act, act.ends_at + timedelta(seconds=1))
     assert isinstance(ended, Rejected) and ended.reason is Reason.ACTIVITY_ENDED
     stored = await all_visits(sessions)
@@ -199,10 +200,10 @@ async def test_attendance_recorded_even_when_already_credited_today(lite):
         assert isinstance(await visits.record_visit(s, Scan("o0", act.starts_at - timedelta(hours=3),
                                                             station_code="ST1")), Accepted)
     out = await attend(sessions, "o0", act, act.starts_at)
-    assert isinstance(out, visits.Attended) and out.first
+    assert isinstance(out, attendance.Attended) and out.first
     assert isinstance(out.visit, Rejected) and out.visit.reason is Reason.ALREADY_TODAY
     again = await attend(sessions, "o0", act, act.starts_at + timedelta(minutes=5))
-    assert isinstance(again, visits.Attended) and not again.first
+    assert isinstance(again, attendance.Attended) and not again.first
     async with sessions() as s:
         rows = (await s.scalars(select(Attendance))).all()
     assert [(a.talent_id, a.activity_id, a.visit_id) for a in rows] == [(t0.id, act.id, out.visit.visit.id)]
@@ -213,11 +214,11 @@ async def test_walk_ins_only_while_seats_remain(sessions):
     async with transaction(sessions) as s:
         s.add(Signup(activity_id=act.id, talent_id=t0.id))
     walk_in = await attend(sessions, "o1", act, act.starts_at)
-    assert isinstance(walk_in, visits.Attended) and walk_in.walk_in
+    assert isinstance(walk_in, attendance.Attended) and walk_in.walk_in
     full = await attend(sessions, "o2", act, act.starts_at)
     assert isinstance(full, Rejected) and full.reason is Reason.ACTIVITY_FULL
     signed = await attend(sessions, "o0", act, act.starts_at)  # a signed-up talent always gets in
-    assert isinstance(signed, visits.Attended) and not signed.walk_in
+    assert isinstance(signed, attendance.Attended) and not signed.walk_in
     async with sessions() as s:
         assert await s.scalar(select(func.count(Attendance.id))) == 2
 
@@ -228,14 +229,14 @@ async def test_activity_refusals(lite):
     async with transaction(sessions) as s:
         s.add(Staff(openid="o2", role="operator", station_id=st.id))
     async with transaction(sessions) as s:
-        out = await visits.record_attendance(s, openid="o0", activity_id=999, at=act.starts_at)
+        out = await attendance.record(s, openid="o0", activity_id=999, at=act.starts_at)
     assert isinstance(out, Rejected) and out.reason is Reason.UNKNOWN_ACTIVITY
     not_bound = await attend(sessions, "oNobody", act, act.starts_at)
     assert isinstance(not_bound, Rejected) and not_bound.reason is Reason.NOT_BOUND
     staff = await attend(sessions, "o2", act, act.starts_at)
     assert isinstance(staff, Rejected) and staff.reason is Reason.STAFF_OWN_STATION
     async with transaction(sessions) as s:
-        forged = await visits.record_attendance(s, openid="o0", activity_id=None, at=act.starts_at,
+        forged = await attendance.record(s, openid="o0", activity_id=None, at=act.starts_at,
                                                 code_error=Reason.FORGED_CODE)
     assert isinstance(forged, Rejected) and forged.reason is Reason.FORGED_CODE
     assert [v.reason for v in await all_visits(sessions)] == \

@@ -18,7 +18,7 @@ from scoring.rating import Outcome, RatingRefusal, RatingRefused
 from scoring.settings import Settings
 from tests import factories as f
 from worker import calendar as cal
-from worker.settings import worker_settings
+from worker.settings import WorkerSettings
 
 
 def local(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
@@ -170,10 +170,9 @@ async def test_rating_preview_job_waits_for_extensions_and_tells_admins_once(ses
 
 
 async def test_cron_schedule_and_wrappers(sessions, redis, redis_url):
-    opts = worker_settings(redis_url)
-    assert str(opts["timezone"]) == "Asia/Shanghai"
+    assert str(WorkerSettings.timezone) == "Asia/Shanghai"
     jobs = {c.name: c for c in cal.CRON}
-    assert set(jobs) <= {c.name for c in opts["cron_jobs"]}
+    assert set(jobs) <= {c.name for c in WorkerSettings.cron_jobs}
     month = jobs["calendar:month_close"]
     assert (month.minute, month.hour, month.day) == (0, None, None)
     assert (jobs["calendar:plan_reminders"].day, jobs["calendar:plan_reminders"].hour) == (25, 9)

@@ -44,7 +44,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ZYGOTE = """
 import json, logging, os, signal, sys
 import talenthome.cli, worker.settings
-worker.settings._areas()
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 for line in sys.stdin:
     order = json.loads(line)
@@ -196,16 +195,16 @@ def visit_plan(n: int, stations: list[int], talents: list[int], start: datetime,
 
 async def record(sessions: Sessions, arq: ArqRedis, plan: list[tuple[int, int, datetime]], rng: random.Random,
                  *, enqueue: bool = True) -> list[int]:
-    """What the bot does: record the visits, enqueue apply_visit (sometimes twice, as a retried callback)."""
+    """What the bot does: record the visits, enqueue their jobs (sometimes twice, as a retried callback)."""
     async with transaction(sessions) as s:
         sts = {st.id: st for st in (await s.scalars(select(Station))).all()}
         tls = {t.id: t for t in (await s.scalars(select(Talent))).all()}
         ids = [(await f.visit(s, tls[t], sts[st], at)).id for t, st, at in plan]
     if enqueue:
         for vid in ids:
-            await arq.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}")
+            await arq.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}")
             if rng.random() < 0.1:
-                await arq.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}:retry")
+                await arq.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}:retry")
     return ids
 
 
@@ -258,7 +257,7 @@ async def test_sigkill_at_random_moments(sqlite_url: str, redis_url: str, redis:
             recorded = 25 * (wave + 1)
             target = min(recorded, await redis.bitcount(DONE_BITMAP) + rng.randint(1, 25))
             checks: dict[str, Callable[[], Awaitable[bool]]] = {
-                "picked": lambda: _any_key(redis, "arq:in-progress:apply_visit*"),
+                "picked": lambda: _any_key(redis, "arq:in-progress:visit:*"),
                 "intent": lambda: _exists(redis.zcard(live.INTENTS)),
                 "progress": lambda t=target: _more(redis.bitcount(DONE_BITMAP), t),
             }
@@ -348,7 +347,7 @@ async def test_two_workers_on_one_queue(pg_url: str, redis_url: str, redis: Any,
         for i in range(0, len(plan), 50):
             ids = await record(sessions, arq_redis, plan[i:i + 50], rng)
             for vid in ids:  # every visit twice, under two job ids: both workers may take one each
-                await arq_redis.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}:second")
+                await arq_redis.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}:second")
         await settle(sessions, arq_redis, make_settings(pg_url, redis_url), len(plan))
         await assert_exact(sessions, plan)
         await assert_boards_match(sessions, redis, now=utcnow())

@@ -18,8 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import boards, fraud, ledger, live, periods
+from scoring import admin, boards, fraud, live, periods
 from scoring.db import make_engine, make_sessionmaker, transaction
+from scoring.facts import visit
+from scoring.facts.common import Params
 from scoring.models import (
     Activity,
     DeadLetter,
@@ -40,7 +42,7 @@ from scoring.settings import Settings
 from tests import factories as f
 from tests.scoring import builders as b
 from worker import tasks
-from worker.settings import worker_settings
+from worker.settings import create
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = b.local(2026, 11, 20, 12)
@@ -56,9 +58,8 @@ def make_settings(db_url: str, redis_url: str, wechat_base: str = "http://127.0.
 
 async def run_burst(redis_url: str, settings: Settings, **overrides: Any) -> Worker:
     """An arq worker with every area's functions, in burst mode, without cron (tests call the sweeper)."""
-    opts = worker_settings(redis_url, settings, burst=True, handle_signals=False, cron_jobs=[], poll_delay=0.01)
-    opts.update(overrides)
-    worker = Worker(**opts)
+    worker = create(redis_url, settings, **{"burst": True, "handle_signals": False, "cron_jobs": [],
+                                            "poll_delay": 0.01, **overrides})
     try:
         await asyncio.wait_for(worker.main(), 60)
     finally:
@@ -155,9 +156,9 @@ async def test_visits_apply_once_and_boards_follow(sessions: Sessions, db_url: s
     ids += await visits_over_days(sessions, sts[:1], tls[:1], days=1, start=b.local(2027, 1, 1, 7, 30))
     await ready(sessions, redis)
     for vid in ids:
-        await arq_redis.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}")
-        await arq_redis.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}")  # refused: same id
-        await arq_redis.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}:again")
+        await arq_redis.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}")
+        await arq_redis.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}")  # refused: same id
+        await arq_redis.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}:again")
     await run_burst(redis_url, make_settings(db_url, redis_url))
     assert await count(sessions, Entry) == 2 * len(ids)
     assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 0
@@ -171,7 +172,7 @@ async def test_visits_apply_once_and_boards_follow(sessions: Sessions, db_url: s
         assert "NEW" not in [r.code for r in await live.station_board(s, redis, Period("year", "2026"), now=NOW)]
     # a second run of everything changes nothing
     for vid in ids[:10]:
-        await arq_redis.enqueue_job("apply_visit", vid, _job_id=f"apply_visit:{vid}:third")
+        await arq_redis.enqueue_job("apply", "visit", vid, _job_id=f"visit:{vid}:third")
     await run_burst(redis_url, make_settings(db_url, redis_url))
     assert await count(sessions, Entry) == 2 * len(ids)
     await assert_boards_match(sessions, redis)
@@ -183,13 +184,13 @@ async def test_one_job_applies_a_batch_of_pending_visits(lite: Sessions, sqlite_
     sts, tls = await city(sessions, stations=5, talents=10)
     ids = await visits_over_days(sessions, sts, tls, days=2)
     await ready(sessions, redis)
-    job = await arq_redis.enqueue_job("apply_visit", ids[0], _job_id=f"apply_visit:{ids[0]}")
+    job = await arq_redis.enqueue_job("apply", "visit", ids[0], _job_id=f"visit:{ids[0]}")
     assert job is not None
     await run_burst(redis_url, make_settings(sqlite_url, redis_url))
     assert await job.result(timeout=5) == f"settled (batch of {len(ids)}, {len(ids)} new)"
     assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 0
     # the other visits' own jobs now finish on the Redis marker alone
-    jobs = [await arq_redis.enqueue_job("apply_visit", v, _job_id=f"apply_visit:{v}") for v in ids[1:6]]
+    jobs = [await arq_redis.enqueue_job("apply", "visit", v, _job_id=f"visit:{v}") for v in ids[1:6]]
     await run_burst(redis_url, make_settings(sqlite_url, redis_url))
     assert [await j.result(timeout=5) for j in jobs if j] == ["already"] * 5
     await assert_boards_match(sessions, redis)
@@ -211,18 +212,17 @@ async def test_activity_media_survey_and_redemption(sessions: Sessions, db_url: 
         ok, no_stock, no_balance = (await b.redemption(s, tls[0], cheap), await b.redemption(s, tls[0], scarce),
                                     await b.redemption(s, tls[0], dear))
     await ready(sessions, redis)
-    jobs = [("apply_visit", v.id), ("apply_activity", act.id), ("apply_media", act.id), ("apply_survey", sv.id),
-            ("apply_survey", over.id)]
-    for name, fid in jobs:
-        await arq_redis.enqueue_job(name, fid, _job_id=f"{name}:{fid}")
+    jobs = [("visit", v.id), ("activity", act.id), ("media", act.id), ("survey", sv.id), ("survey", over.id)]
+    for kind, fid in jobs:
+        await arq_redis.enqueue_job("apply", kind, fid, _job_id=f"{kind}:{fid}")
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
     # redemptions after the visit's point is in; a higher media report later adds the difference
     async with transaction(sessions) as s:
         await b.media(s, act, "provincial", at=b.local(2026, 11, 6))
-    for name, fid in [("apply_redemption", ok.id), ("apply_redemption", no_stock.id),
-                      ("apply_redemption", no_balance.id), ("apply_media", act.id)]:
-        await arq_redis.enqueue_job(name, fid, _job_id=f"{name}:{fid}:1")
-        await arq_redis.enqueue_job(name, fid, _job_id=f"{name}:{fid}:2")
+    for kind, fid in [("redemption", ok.id), ("redemption", no_stock.id), ("redemption", no_balance.id),
+                      ("media", act.id)]:
+        await arq_redis.enqueue_job("apply", kind, fid, _job_id=f"{kind}:{fid}:1")
+        await arq_redis.enqueue_job("apply", kind, fid, _job_id=f"{kind}:{fid}:2")
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
     async with sessions() as s:
         pts = await boards.station_points(s, sts[0].id, now=NOW)
@@ -262,9 +262,9 @@ async def test_voids_reverse_once_whatever_the_target(sessions: Sessions, db_url
         v1 = await f.visit(s, tls[0], sts[0], b.local(2026, 11, 3, 14, 5))
         v2 = await f.visit(s, tls[1], sts[2], b.local(2026, 11, 7, 10))
     await ready(sessions, redis)
-    for name, fid in [("apply_visit", v1.id), ("apply_visit", v2.id), ("apply_activity", act.id),
-                      ("apply_media", act.id), ("apply_activity", act2.id), ("apply_media", act2.id)]:
-        await arq_redis.enqueue_job(name, fid, _job_id=f"{name}:{fid}")
+    for kind, fid in [("visit", v1.id), ("visit", v2.id), ("activity", act.id), ("media", act.id),
+                      ("activity", act2.id), ("media", act2.id)]:
+        await arq_redis.enqueue_job("apply", kind, fid, _job_id=f"{kind}:{fid}")
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
     async with transaction(sessions) as s:
         entry = await s.scalar(select(Entry.id).where(Entry.fact_kind == "visit", Entry.fact_id == v2.id,
@@ -279,8 +279,8 @@ async def test_voids_reverse_once_whatever_the_target(sessions: Sessions, db_url
         await s.flush()
     for _ in range(2):  # every void twice, under other job ids: the second changes nothing
         for vd in voids:
-            await arq_redis.enqueue_job("apply_void", vd.id, _job_id=f"apply_void:{vd.id}:{_}")
-        await arq_redis.enqueue_job("apply_visit", v3.id, _job_id=f"apply_visit:{v3.id}:{_}")
+            await arq_redis.enqueue_job("apply", "void", vd.id, _job_id=f"void:{vd.id}:{_}")
+        await arq_redis.enqueue_job("apply", "visit", v3.id, _job_id=f"visit:{v3.id}:{_}")
         await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
         async with sessions() as s:
             st0 = await boards.station_points(s, sts[0].id, now=NOW)
@@ -312,7 +312,7 @@ async def test_fraud_hold_then_release_or_void(sessions: Sessions, db_url: str, 
         other = [await f.visit(s, tls[1], st, t0 + timedelta(minutes=20 * i)) for i, st in enumerate(sts[:3])]
     await ready(sessions, redis)
     for v in reversed(run + other):  # in any order: the decision reads the recorded visits
-        await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+        await arq_redis.enqueue_job("apply", "visit", v.id, _job_id=f"visit:{v.id}")
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
     async with sessions() as s:
         flags = {fl.visit_id: fl for fl in (await s.scalars(select(Flag))).all()}
@@ -322,40 +322,43 @@ async def test_fraud_hold_then_release_or_void(sessions: Sessions, db_url: str, 
     assert await count(sessions, Entry, Entry.fact_kind == "visit") == 2 * (2 + 3)
     assert await count(sessions, Notification, Notification.key.like("hold:%")) == 2 + 1  # 2 admins, 1 operator
     # the sweeper leaves held visits alone
-    assert ("apply_visit", run[2].id) not in await tasks.unapplied(
-        sessions, make_settings(db_url, redis_url), cutoff=NOW + timedelta(days=1), now=NOW)
+    assert ("visit", run[2].id) not in await tasks.unapplied(
+        sessions, Params(), cutoff=NOW + timedelta(days=1), now=NOW)
     await assert_boards_match(sessions, redis)
-    async with transaction(sessions) as s:
-        posted = await fraud.release_flag(s, flags[run[2].id].id, "admin-1")
-        assert len(posted.entries) == 2
-        s.add(Void(target_kind="flag", target_id=flags[run[3].id].id, actor="admin-1", reason="代打卡"))
+    async with transaction(sessions) as s:  # what 释放 does: the release is recorded, the job is lost here
+        released = await admin.release_flag(s, flags[run[2].id].id, "admin-1")
+        assert isinstance(released, admin.Released) and released.job == visit.job(run[2].id, release=released.flag.id)
+        s.add(Void(target_kind="flag", target_id=flags[run[3].id].id, actor="admin-1", reason="代打卡",
+                   created_at=NOW + timedelta(days=1)))  # its own job applies it, not the sweep below
         await s.flush()
         void_id = (await s.scalars(select(Void.id))).one()
     async with transaction(sessions) as s:
-        assert (await fraud.release_flag(s, flags[run[2].id].id, "admin-1")).already
-    await arq_redis.enqueue_job("apply_void", void_id, _job_id=f"apply_void:{void_id}")
-    await tasks.sweep({"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url)})
+        assert await admin.release_flag(s, flags[run[2].id].id, "admin-1") is admin.AdminRefusal.ALREADY
+    await arq_redis.enqueue_job("apply", "void", void_id, _job_id=f"void:{void_id}")
+    swept = await tasks.sweep({"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url)},
+                              now=NOW + timedelta(days=1))
+    assert swept == {"visit": 1}  # the released visit
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
-    async with sessions() as s:
+    async with transaction(sessions) as s:
         statuses = {fl.visit_id: fl.status for fl in (await s.scalars(select(Flag))).all()}
-        assert await fraud.release_flag(s, flags[run[3].id].id, "admin-1") == ledger.Posted(
-            refused=ledger.Refusal.NOT_ACCEPTED)
+        assert await admin.release_flag(s, flags[run[3].id].id, "admin-1") is admin.AdminRefusal.ALREADY
     assert statuses == {run[2].id: "released", run[3].id: "voided"}
     assert await count(sessions, Entry, Entry.fact_kind == "visit") == 2 * (3 + 3)
     assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 0
     await assert_boards_match(sessions, redis)  # the released visit reached the boards via the sweeper
 
 
-async def test_release_flag_task_posts_the_held_visit_and_bumps_the_boards(
+async def test_release_flag_jobs_from_before_issue_10_still_release(
         sessions: Sessions, db_url: str, redis_url: str, redis: Any, arq_redis: ArqRedis, fake_wechat: Any) -> None:
-    """The bot's 释放 word enqueues `release_flag`; the task posts the entries once and the boards follow."""
+    """A `release_flag` job queued by a bot from before issue 10 (the release lived only in its job): the
+    worker records the release and credits the visit once; the boards follow."""
     sts, tls = await city(sessions, stations=3)
     t0 = b.local(2026, 11, 10, 9)
     async with transaction(sessions) as s:
         run = [await f.visit(s, tls[0], st, t0 + timedelta(minutes=5 * i)) for i, st in enumerate(sts)]
     await ready(sessions, redis)
     for v in run:
-        await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+        await arq_redis.enqueue_job("apply", "visit", v.id, _job_id=f"visit:{v.id}")
     await run_burst(redis_url, make_settings(db_url, redis_url, fake_wechat.base_url))
     async with sessions() as s:
         holds = (await s.scalars(select(Flag).where(Flag.hold.is_(True)).order_by(Flag.id))).all()
@@ -382,7 +385,7 @@ async def test_daily_volume_only_marks(lite: Sessions, sqlite_url: str, redis_ur
         vs = [await f.visit(s, t, st, day + timedelta(minutes=i)) for i, t in enumerate(tls)]
     await ready(sessions, redis)
     for v in vs:
-        await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+        await arq_redis.enqueue_job("apply", "visit", v.id, _job_id=f"visit:{v.id}")
     await run_burst(redis_url, make_settings(db_url, redis_url), max_jobs=1)
     async with sessions() as s:
         flags = (await s.scalars(select(Flag))).all()
@@ -411,13 +414,12 @@ async def test_sweeper_reenqueues_what_vanished(sessions: Sessions, db_url: str,
             row.created_at = old
         s.add(Void(target_kind="visit", target_id=late.id, actor="admin-1", reason="代打卡", created_at=old))
     # the bot enqueued the visit, then the job vanished (a lost job, a Redis that restarted empty)
-    job = await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+    job = await arq_redis.enqueue_job("apply", "visit", v.id, _job_id=f"visit:{v.id}")
     assert job is not None
     await redis.flushall()
     ctx = {"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url)}
     counts = await tasks.sweep(ctx, now=NOW)
-    assert counts == {"rebuilt": 1, "apply_visit": 2, "apply_media": 1, "apply_survey": 1, "apply_void": 1,
-                      "apply_redemption": 1, "apply_activity": 1}
+    assert counts == {"rebuilt": 1, "visit": 2, "media": 1, "survey": 1, "void": 1, "redemption": 1, "activity": 1}
     await run_burst(redis_url, make_settings(db_url, redis_url))
     assert await count(sessions, Visit, Visit.applied_at.is_(None), Visit.id != fresh.id) == 0
     assert await count(sessions, Entry, Entry.fact_kind == "activity") == 1
@@ -445,10 +447,10 @@ async def test_worker_died_between_commit_and_bump(lite: Sessions, sqlite_url: s
     with monkeypatch.context() as m:
         m.setattr(live, "bump", killed)
         with pytest.raises(asyncio.CancelledError):
-            await tasks.apply_visit(ctx, v.id)
+            await tasks.apply(ctx, "visit", v.id)
     assert await count(sessions, Entry) == 2
-    assert await live.stale_intents(redis, float("inf")) == [f"apply_visit:{v.id}"]
-    assert (await tasks.sweep(ctx, min_age_s=0)).get("apply_visit") == 1
+    assert await live.stale_intents(redis, float("inf")) == [f"visit:{v.id}"]
+    assert (await tasks.sweep(ctx, min_age_s=0)).get("visit") == 1
     await run_burst(redis_url, make_settings(db_url, redis_url))
     assert await redis.zcard(live.INTENTS) == 0
     await assert_boards_match(sessions, redis)
@@ -461,18 +463,18 @@ async def test_retry_then_dead_letter(sessions: Sessions, db_url: str, redis_url
         bad = await f.visit(s, tls[0], sts[0], NOW - timedelta(hours=2))
         good = await f.visit(s, tls[1], sts[0], NOW - timedelta(hours=2))
         # an entry under the visit's key with other figures: the ledger refuses (LedgerConflict)
-        key = ledger.visit_key(tls[0].id, sts[0].id, bad.local_day) + "#station"
+        key = f"visit:{visit.credit_key(tls[0].id, sts[0].id, bad.local_day)}#station"
         s.add(Entry(key=key, amount=7, rule="R3@1", fact_kind="visit", fact_id=bad.id, station_id=sts[0].id,
                     occurred_at=bad.scanned_at))
     await ready(sessions, redis)
     ctx = {"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url), "job_try": 1}
-    outcome = await tasks.apply_visit(ctx, bad.id)  # the batch fails, alone it fails: dead letter
+    outcome = await tasks.apply(ctx, "visit", bad.id)  # the batch fails, alone it fails: dead letter
     assert outcome.startswith("dead: LedgerConflict")
     assert await count(sessions, Visit, Visit.applied_at.is_(None)) == 2  # the good one waits for its own job
-    assert (await tasks.apply_visit(ctx, good.id)).startswith("settled (batch of 1")  # the dead one stays out
+    assert (await tasks.apply(ctx, "visit", good.id)).startswith("settled (batch of 1")  # the dead one stays out
     async with sessions() as s:
         dl = (await s.scalars(select(DeadLetter))).one()
-    assert (dl.task, dl.fact_id, dl.attempts, dl.resolved_at) == ("apply_visit", bad.id, 1, None)
+    assert (dl.task, dl.fact_id, dl.attempts, dl.resolved_at) == ("visit", bad.id, 1, None)
     assert await tasks.sweep(ctx, now=NOW) == {}  # a dead letter is for an admin, not for the sweeper
 
     async def flaky(*_: Any, **__: Any) -> None:
@@ -481,16 +483,16 @@ async def test_retry_then_dead_letter(sessions: Sessions, db_url: str, redis_url
     async with transaction(sessions) as s:
         v = await f.visit(s, tls[2], sts[1], NOW - timedelta(hours=2))
     with monkeypatch.context() as m:
-        m.setattr(fraud, "apply_visits", flaky)
+        m.setattr(visit, "apply_batch", flaky)
         with pytest.raises(Retry) as retry:
-            await tasks.apply_visit(ctx, v.id)
+            await tasks.apply(ctx, "visit", v.id)
         assert retry.value.defer_score == 1000
         with pytest.raises(Retry) as retry:
-            await tasks.apply_visit({**ctx, "job_try": 4}, v.id)
+            await tasks.apply({**ctx, "job_try": 4}, "visit", v.id)
         assert retry.value.defer_score == 8000
-        assert (await tasks.apply_visit({**ctx, "job_try": tasks.MAX_TRIES}, v.id)).startswith("dead: transient")
-    assert ("apply_visit", v.id) in await tasks.unapplied(sessions, ctx["settings"], cutoff=NOW, now=NOW)
-    assert (await tasks.apply_visit({**ctx, "job_try": 2}, v.id)).startswith("settled")
+        assert (await tasks.apply({**ctx, "job_try": tasks.MAX_TRIES}, "visit", v.id)).startswith("dead: transient")
+    assert ("visit", v.id) in await tasks.unapplied(sessions, Params(), cutoff=NOW, now=NOW)
+    assert (await tasks.apply({**ctx, "job_try": 2}, "visit", v.id)).startswith("settled")
     async with sessions() as s:
         resolved = (await s.scalars(select(DeadLetter.resolved_at).where(DeadLetter.fact_id == v.id))).one()
     assert resolved is not None
@@ -514,7 +516,7 @@ async def test_rank_changes_tell_operators_once_an_hour(lite: Sessions, sqlite_u
         async with transaction(sessions) as s:
             vs = [await f.visit(s, t, st, at + timedelta(minutes=i)) for i, t in enumerate(tls[:n])]
         for v in vs:
-            await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+            await arq_redis.enqueue_job("apply", "visit", v.id, _job_id=f"visit:{v.id}")
 
     async def told(at: datetime) -> set[str]:
         async with sessions() as s:
