@@ -235,6 +235,9 @@ AD_NO_LOW_SCORES = "暂无低分评价。"
 AD_LOW_SCORE_LINE = "{at} {station} 活动 #{activity}「{title}」{score} 分｜{name}（{cert_no}）｜{comment}"
 
 POINTS = "您的可用积分：{balance} 分\n今年获得 {year} 分，本月 {month} 分，累计 {total} 分。"
+# A void took back points already spent (scoring/facts/void.py): the balance is owed, redemptions wait.
+POINTS_OWED = ("当前积分为 {balance} 分（作废的积分已扣回），再获得 {owed} 分即可补足，之后的积分可兑换礼品。\n"
+               "今年获得 {year} 分，本月 {month} 分，累计 {total} 分。")
 POINTS_RECENT = "最近记录："
 POINTS_LINE = "{date} {amount:+d} {what}"
 POINTS_EMPTY = "暂无积分记录。到人才之家扫码打卡、参加活动即可获得积分。"

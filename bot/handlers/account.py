@@ -80,7 +80,8 @@ async def points(ctx: Context, rest: str) -> str:
     async with ctx.deps.sessions() as s:
         p = await talent_points(s, talent.id, now)
         lines = await accounts.recent_entries(s, talent.id, 5)
-    out = [texts.POINTS.format(**p)]
+    owed = -p["balance"]
+    out = [texts.POINTS_OWED.format(owed=owed, **p) if owed > 0 else texts.POINTS.format(**p)]
     if lines:
         out.append(texts.POINTS_RECENT)
         for line in lines:

@@ -13,7 +13,8 @@ from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.facts import redemption as redemption_fact
 from scoring.facts import visit
-from scoring.models import Redemption, Talent
+from scoring.facts import void as void_fact
+from scoring.models import Redemption, Talent, Visit, Void
 from tests import factories as f
 from tests.bot import flows
 from tests.bot.conftest import Bot
@@ -91,6 +92,28 @@ async def test_points_show_balance_periods_and_reasons(bot: Bot) -> None:
     assert reply.count("+1 到鲤城人才之家打卡") == 3 and "-2 兑换礼品「茶叶」" in reply
     empty = await flows.talent(bot, "QZ9", openid="oEmpty")
     assert empty and texts.POINTS_EMPTY in (await bot.wx.text("oEmpty", "POINTS")).text
+
+
+async def test_points_show_a_balance_owed_after_a_void(bot: Bot) -> None:
+    """A void took back points already spent (the decision in scoring/facts/void.py): 积分 shows the balance
+    as owed, with what it takes to cover it; gifts are refused until then."""
+    me, tea = await _with_points(bot)
+    async with transaction(bot.sessions) as s:
+        red = await redemption(s, me, tea)
+    async with transaction(bot.sessions) as s:
+        await redemption_fact.apply(s, red.id)  # balance 1
+        visits = (await s.scalars(select(Visit.id).where(Visit.talent_id == me).order_by(Visit.id))).all()
+        voids = [Void(target_kind="visit", target_id=v, actor="oAdmin", reason="代打卡") for v in visits[:2]]
+        s.add_all(voids)
+        await s.flush()
+        for row in voids:
+            await void_fact.apply(s, row.id)  # as the worker would: balance 1 - 2 = -1
+    reply = (await bot.wx.text("oMe", "积分")).text
+    assert reply.startswith(texts.POINTS_OWED.format(balance=-1, owed=1, year=1, month=1, total=1))
+    assert reply.startswith("当前积分为 -1 分（作废的积分已扣回），再获得 1 分即可补足")
+    assert reply.count("-1 撤销：到鲤城人才之家打卡") == 2
+    refused = await bot.wx.text("oMe", f"兑换 #{tea}", create_time=int(time.time()) + 1)
+    assert refused.text == texts.REDEEM_BALANCE.format(gift="茶叶", cost=2, available=-1)
 
 
 async def test_rank_shows_top_stations_and_own_year_rank(bot: Bot) -> None:
