@@ -1,5 +1,6 @@
 """Dependencies point inward: scoring imports neither bot, worker, talenthome, aiohttp, arq nor wechatpy;
-bot and worker do not import each other (the worker's push module is the one the CLI may share)."""
+scoring/facts (the rules) not even redis; bot and worker do not import each other (the worker's push module
+is the one the CLI may share)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ FORBIDDEN = {
     "bot": {"worker", "talenthome"},
     "worker": {"bot", "talenthome"},
     "web": {"bot", "worker", "talenthome", "wechatpy"},
+    # the rules: no transport at all (no WeChat, no HTTP, no queue, no Redis), only the domain
+    "scoring/facts": {"bot", "worker", "talenthome", "web", "aiohttp", "arq", "wechatpy", "redis", "httpx"},
 }
 
 
@@ -150,3 +153,20 @@ def test_the_window_imports_scoring_and_is_mounted_by_the_bot() -> None:
     web.app.setup, so the API and pages share the /wechat port."""
     assert "scoring" in set().union(*(imported_roots(p) for p in _py_files("web")))
     assert "web" in imported_roots(ROOT / "bot" / "app.py")
+
+
+def test_only_the_rules_write_entries() -> None:
+    """Every entry is written by a rule: ledger.post and ledger.reverse are called from scoring/facts/ only
+    (and the ledger itself), so each rule's recipe lives in its fact module and nowhere else."""
+    offences = []
+    for path in _py_files("scoring", "bot", "worker", "talenthome", "web"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[:2] == ("scoring", "facts") or rel == pathlib.Path("scoring/ledger.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "scoring.ledger":
+                offences += [f"{rel} imports {a.name}" for a in node.names if a.name in ("post", "reverse")]
+            elif isinstance(node, ast.Attribute) and node.attr in ("post", "reverse") \
+                    and isinstance(node.value, ast.Name) and node.value.id == "ledger":
+                offences.append(f"{rel}:{node.lineno} ledger.{node.attr}")
+    assert offences == []
