@@ -9,6 +9,8 @@ enqueued before the reply is sent.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot import texts
 from bot.handlers.signup import when
 from bot.router import Context, Router
@@ -67,7 +69,8 @@ async def activity_scan(ctx: Context, scene: str) -> str:
         activity_id = int(parsed.ref)
     async with transaction(ctx.deps.sessions) as s:
         outcome = await attendance.record(s, openid=ctx.openid, activity_id=activity_id, at=at,
-                                          code_error=code_error)
+                                          code_error=code_error,
+                                          grace=timedelta(minutes=settings.activity_code_grace_minutes))
         if isinstance(outcome, visits.Rejected):
             act = await s.get(Activity, activity_id) if activity_id is not None else None
             station = await s.get(Station, act.station_id) if act is not None else None

@@ -1,6 +1,8 @@
 """Attendance (签到): a talent present at an activity, by scanning its code ([A1.2] "参加活动").
 
-- **When**: from EARLY (30 minutes) before the activity starts until it ends; the activity must be
+- **When**: from `grace` (ACTIVITY_CODE_GRACE_MINUTES, default EARLY: 30 minutes) before the activity starts
+  until `grace` after it ends (scoring.tokens.activity_window), so a printed or shared code credits no one
+  outside its activity's time, however old the code; the activity must be
   published and its station active; the scan goes through the same checks as a station's
   (scoring.visits.refusal). A talent who has not signed up is a walk-in, admitted while seats remain
   (scoring.visits.seats_taken); one attendance per talent and activity.
@@ -25,10 +27,11 @@ from scoring.db import lock
 from scoring.facts import visit
 from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused
 from scoring.models import Activity, Attendance, Signup, Staff, Station, Talent
+from scoring.tokens import ACTIVITY_GRACE, Window, activity_window
 from scoring.visits import Outcome, Reason, Rejected, Scan, Source, record_visit, refusal, seats_taken, store_rejected
 
 KIND: Final = "attendance"
-EARLY: Final = timedelta(minutes=30)
+EARLY: Final = ACTIVITY_GRACE
 
 
 @dataclass(frozen=True)
@@ -44,17 +47,18 @@ class Attended:
     walk_in: bool = False
 
 
-def window(activity: Activity, at: datetime) -> Reason | None:
-    """The activity's opening hours for check-in: EARLY before the start until the end."""
-    if at < activity.starts_at - EARLY:
+def window(activity: Activity, at: datetime, grace: timedelta = EARLY) -> Reason | None:
+    """The activity's opening hours for check-in: `grace` before the start until `grace` after the end."""
+    closed = activity_window(at, activity.starts_at, activity.ends_at, grace)
+    if closed is Window.NOT_STARTED:
         return Reason.ACTIVITY_NOT_STARTED
-    if at > activity.ends_at:
+    if closed is Window.ENDED:
         return Reason.ACTIVITY_ENDED
     return None
 
 
 async def record(session: AsyncSession, *, openid: str, activity_id: int | None, at: datetime,
-                 code_error: Reason | None = None) -> Attended | Rejected:
+                 code_error: Reason | None = None, grace: timedelta = EARLY) -> Attended | Rejected:
     """A talent scanned an activity's code (`ac:<id>:<token>`, verified by the caller; a failed
     verification comes as `code_error`). Records the attendance and its R3 visit, in the caller's
     transaction; refusals are stored as rejected visits like any other scan."""
@@ -70,7 +74,7 @@ async def record(session: AsyncSession, *, openid: str, activity_id: int | None,
     staff = await session.scalar(select(Staff.id).where(
         Staff.openid == openid, Staff.station_id == activity.station_id, Staff.active.is_(True))) is not None
     reason = refusal(None, station_status, talent_id, staff, unknown=Reason.UNKNOWN_ACTIVITY,
-                     window=window(activity, at))
+                     window=window(activity, at, grace))
     if reason is not None:
         return await store_rejected(session, scan, talent_id if reason is Reason.STAFF_OWN_STATION else None,
                                     activity.station_id, reason)

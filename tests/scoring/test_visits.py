@@ -185,12 +185,30 @@ async def test_attendance_window(lite):
     assert isinstance(too_early, Rejected) and too_early.reason is Reason.ACTIVITY_NOT_STARTED
     early = await attend(sessions, "o1", act, act.starts_at - timedelta(minutes=30))
     assert isinstance(early, attendance.Attended) and isinstance(early.visit, Accepted)
-    ended = await attend(sessions, "o2", act, act.ends_at + timedelta(seconds=1))
+    ended = await attend(sessions, "o2", act, act.ends_at + timedelta(minutes=30, seconds=1))
     assert isinstance(ended, Rejected) and ended.reason is Reason.ACTIVITY_ENDED
     stored = await all_visits(sessions)
     assert [(v.source, v.activity_id, v.station_id, v.reason) for v in stored] == [
         ("activity", act.id, st.id, "activity_not_started"), ("activity", act.id, st.id, None),
         ("activity", act.id, st.id, "activity_ended")]
+
+
+async def test_activity_code_credits_only_inside_its_window(lite):
+    """However old the code, a scan credits only from the grace before the start to the grace after the
+    end (ACTIVITY_CODE_GRACE_MINUTES, 30 by default); a code kept for 300 days credits nobody."""
+    sessions = lite
+    _, act, _ = await _activity_setup(sessions)
+    late = await attend(sessions, "o0", act, act.ends_at + timedelta(minutes=30))
+    assert isinstance(late, attendance.Attended)  # the grace after the end
+    for openid, at in (("o1", act.ends_at + timedelta(days=300)), ("o1", act.starts_at - timedelta(days=300))):
+        out = await attend(sessions, openid, act, at)
+        assert isinstance(out, Rejected) and out.reason in (Reason.ACTIVITY_ENDED, Reason.ACTIVITY_NOT_STARTED)
+    async with transaction(sessions) as s:  # no grace at all: the activity's own hours
+        strict = await attendance.record(s, openid="o2", activity_id=act.id, at=act.ends_at + timedelta(minutes=1),
+                                         grace=timedelta(0))
+    assert isinstance(strict, Rejected) and strict.reason is Reason.ACTIVITY_ENDED
+    async with sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Attendance)) == 1
 
 
 async def test_attendance_recorded_even_when_already_credited_today(lite):
