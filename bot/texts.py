@@ -299,6 +299,14 @@ OP_SCAN_REJECTED_OTHER = "未能签到，请稍后重试或联系管理员。"
 OP_NEW_SIGNUP = "【新报名】{name} 报名了活动 #{id} {title}，当前报名 {taken}{cap} 人。"
 OP_ACTIVITY_FULL = "【名额已满】活动 #{id} {title} 的 {cap} 个名额已全部报满。"
 
+# The station kiosk (web/pages.py /kiosk): the link an operator puts on the tablet at the door; admins reset it.
+KIOSK_LINK = ("{name}（{code}）的打卡屏链接：\n{url}\n"
+              "请在站点门口的平板或电脑上打开，页面会显示每 {minutes} 分钟自动更换的打卡二维码和今日打卡人数。"
+              "链接相当于密码，请勿外传；如已泄露，请联系管理员发送“站点码 重置 {code}”。")
+KIOSK_USAGE_ADMIN = "格式：站点码 站点编码，例如：站点码 QZ001（重置链接：站点码 重置 站点编码）"
+KIOSK_RESET_USAGE = "格式：站点码 重置 站点编码"
+KIOSK_RESET = "站点 {code} 的打卡屏链接已重置，旧链接立即失效。请运营人员发送“站点码”获取新链接。"
+
 # -- services, bookings and consultations (bot/handlers/services.py; policy measures 1, 7, 8, 9) --------------
 CATEGORY_NAMES = {"lecture": "人才讲堂", "seminar": "研修班", "culture": "在地文化讲解", "salon": "交流沙龙",
                   "other": "其他"}

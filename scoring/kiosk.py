@@ -99,6 +99,12 @@ async def ask(redis: Redis, code: str, now: float | None = None) -> None:
     await redis.zadd(OPEN_KEY, {code: time.time() if now is None else now})
 
 
+async def claim_issue(redis: Redis, code: str, window: int, ttl_s: int) -> bool:
+    """True once per station and rotation window: the kiosk asks the worker for its codes (the current
+    window's if missing and the next one's ahead) at most once a window, however often it polls."""
+    return bool(await redis.set(f"th:kiosk:asked:{code}:{window}", b"1", nx=True, ex=max(1, ttl_s)))
+
+
 async def open_codes(redis: Redis, now: float | None = None, within_s: float = OPEN_FOR_S) -> set[str]:
     """Stations whose kiosk polled (or that were asked for) in the last `within_s` seconds; older marks
     are dropped on the way."""
