@@ -264,7 +264,7 @@ def test_cron_schedule():
     sweep, qr = push.CRON
     assert sweep.second == {0, 10, 20, 30, 40, 50} and sweep.minute is None
     assert qr.second == {15} and qr.minute is None
-    assert [fn.__name__ for fn in push.FUNCTIONS] == ["deliver_notification"]
+    assert [fn.__name__ for fn in push.FUNCTIONS] == ["deliver_notification", "issue_station_qr"]
 
 
 CHILD = """
