@@ -50,7 +50,7 @@ from arq import Retry, cron
 from sqlalchemy import exc as sa_errors
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import admin, dead_letters, live, notify
+from scoring import admin, bookings, dead_letters, live, notify
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.facts import visit
@@ -131,6 +131,7 @@ async def _visits(ctx: dict[str, Any], visit_id: int, batch: int) -> Done:
         p = params(ctx)
         async with transaction(ctx["sessions"]) as s:
             b = await visit.apply_batch(s, visit_id, p, limit=batch)
+            await bookings.keep_for_visits(s, b.visit_ids, utcnow())  # a check-in keeps that day's booking there
             bumps = await live.plan(s, b.entries)
             ids = await notify.ids_of(s, await notify.send(s, b.notices, admins=p.admin_openids))
             intents = [f"{visit.KIND}:{i}" for i in b.visit_ids]

@@ -142,3 +142,23 @@ async def test_services_cron_is_scheduled_and_runs(bot: Bot) -> None:
 
     assert "calendar:services" in {c.name for c in WorkerSettings.cron_jobs}
     await cron_services({"sessions": bot.sessions, "settings": bot.settings})  # nothing due: no error
+
+
+async def test_check_in_through_the_webhook_and_the_worker_keeps_the_booking(bot: Bot) -> None:
+    """The usual check-in (station code) is recorded by the bot; the worker applying it marks that day's
+    booking at that station kept (worker/tasks.py -> bookings.keep_for_visits), before the slot even starts."""
+    from tests.worker.test_tasks import run_burst
+
+    await flows.station(bot, "QZ001")
+    await flows.station(bot, "QZ002")
+    await flows.talent(bot, "QZ1", openid="oA")
+    assert "预约成功" in (await bot.wx.text("oA", "预约 QZ001 今天 15:00")).text
+    assert "预约成功" in (await bot.wx.text("oA", "预约 QZ002 今天 16:00")).text
+    await bot.wx.scan("oA", flows.scene(bot, "QZ001"))
+    assert await flows.jobs(bot)
+    await run_burst(bot.settings.redis_url or "", bot.settings)
+    statuses = [b.status for b in await all_bookings(bot)]
+    assert statuses == ["kept", "booked"]
+    async with bot.sessions() as s:
+        kept = (await s.scalars(select(Booking).where(Booking.status == "kept"))).one()
+    assert kept.visit_id == (await flows.visits(bot))[0].id
