@@ -248,13 +248,17 @@ async def sweep(ctx: dict[str, Any], *, min_age_s: float = SWEEP_AFTER_S, now: d
                     rebuilt.boards, rebuilt.entries, rebuilt.seconds)
         counts["rebuilt"] = 1
     facts = await unapplied(sessions, params(ctx), cutoff=now - timedelta(seconds=min_age_s), now=now)
-    facts += [f for i in await live.stale_intents(redis, time.time() - min_age_s) if (f := _intended(i))]
+    stale = await live.stale_intents(redis, time.time() - min_age_s)
+    facts += [f for i in stale if (f := _intended(i))]
     stamp = int(time.time() * 1000)
     overdue = datetime.now(UTC) - SWEEP_HEAD
     for kind, fid in dict.fromkeys(facts):
         job = Job(kind, fid, f"sweep:{stamp}")
         if await redis.enqueue_job(APPLY, *job.args, _job_id=job.id, _defer_until=overdue):
             counts[kind] += 1
+    legacy = [i for i in stale if i.startswith("apply_")]
+    if legacy:  # re-enqueued under their kind, whose jobs write intents of their own
+        await redis.zrem(live.INTENTS, *legacy)
     if counts:
         log.info("sweeper: %s", dict(counts))
     return dict(counts)

@@ -8,13 +8,16 @@ from sqlalchemy import func, select
 
 from bot import texts
 from scoring.db import transaction
-from scoring.models import Activity, AuditLog, MediaReport, PublicityReport, Staff
+from scoring.facts import activity as activity_fact
+from scoring.facts import media as media_fact
+from scoring.models import Activity, AuditLog, MediaReport, PublicityReport, Staff, Station
 from scoring.operations import format_local
 from scoring.periods import to_utc_naive
 from scoring.tokens import Scene, parse_scene
 from tests import factories as f
 from tests.bot import flows
 from tests.bot.conftest import Bot
+from tests.scoring import builders as b
 
 OP = "oOperator1"
 
@@ -160,6 +163,32 @@ async def test_activity_code_and_listing_and_station(safe_bot: Bot) -> None:
     assert "ST1" in station.text and "3星" in station.text and "本月积分 0" in station.text
     async with safe_bot.sessions() as s:  # reading words leave no audit row
         assert await s.scalar(select(func.count(AuditLog.id))) == 1
+
+
+async def test_my_activities_say_scored_only_when_r1_paid(safe_bot: Bot, quiet_clock: datetime) -> None:
+    """我的活动: "已计分" is R1's word (the activity counts as held); media points alone (R2) do not make an
+    activity that missed R1's lead "已计分"."""
+    mine, _ = await seed(safe_bot)
+    now = datetime.now()  # naive UTC: the pinned clock
+    starts = now - timedelta(days=3)
+    async with transaction(safe_bot.sessions) as s:
+        st = await s.get(Station, mine)
+        t = await f.talent(s)
+        held = [await b.activity(s, st, starts_at=starts, published_at=starts - timedelta(hours=hours))
+                for hours in (1, 48)]  # the first was published too late for R1
+        for act in held:
+            await b.attend(s, act, t)
+            await b.publicity(s, act)
+            await b.media(s, act, "municipal", at=act.ends_at + timedelta(hours=1))
+    async with transaction(safe_bot.sessions) as s:
+        for act in held:
+            await activity_fact.apply(s, act.id, now=now)
+            await media_fact.apply(s, act.id, now=now)
+    listing = (await safe_bot.wx.text(OP, "我的活动")).text.splitlines()
+    late = next(line for line in listing if line.startswith(f"#{held[0].id} "))
+    ahead = next(line for line in listing if line.startswith(f"#{held[1].id} "))
+    assert "积分5" in late and "已计分" not in late and late.endswith("未达计分条件")
+    assert "积分10" in ahead and ahead.endswith("已计分")
 
 
 async def test_next_month_plan_shown(safe_bot: Bot, quiet_clock: datetime) -> None:

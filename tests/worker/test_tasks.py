@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from arq import Retry, create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
@@ -393,6 +394,63 @@ async def test_daily_volume_only_marks(lite: Sessions, sqlite_url: str, redis_ur
     assert "22" in flags[0].detail and "20" in flags[0].detail
     assert await count(sessions, Entry) == 2 * 22  # marked, not held
     assert fraud.daily_threshold([0] * 15 + [10] * 15, fraud.Thresholds()) == 25
+
+
+async def test_jobs_queued_under_the_old_task_names_are_applied_by_the_sweeper(
+        lite: Sessions, sqlite_url: str, redis_url: str, redis: Any, arq_redis: ArqRedis) -> None:
+    """Upgrading from the per-kind tasks (before issue 10): jobs still queued as apply_visit, apply_survey ...
+    find no such function and are dropped by arq; their facts are unapplied in SQL, so the sweeper enqueues
+    them as `apply` and nothing is lost. An intent a worker left under an old name is read as its kind."""
+    sessions, db_url = lite, sqlite_url
+    sts, tls = await city(sessions)
+    old = NOW - timedelta(minutes=5)
+    async with transaction(sessions) as s:
+        v = await f.visit(s, tls[0], sts[0], old)
+        sv = await b.survey(s, sts[1], 2026, 5)
+        sv.created_at = old
+        applied_before = await f.visit(s, tls[1], sts[1], old)
+        await visit.credit(s, [applied_before.id])  # posted by an old worker that died before the bump
+    await ready(sessions, redis)
+    await arq_redis.enqueue_job("apply_visit", v.id, _job_id=f"apply_visit:{v.id}")
+    await arq_redis.enqueue_job("apply_survey", sv.id, _job_id=f"apply_survey:{sv.id}")
+    await live.intend(redis, [f"apply_visit:{applied_before.id}"], now=0)
+    await run_burst(redis_url, make_settings(db_url, redis_url))
+    assert await count(sessions, Entry) == 2  # the old jobs did nothing
+    ctx = {"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url)}
+    assert await tasks.sweep(ctx, now=NOW) == {"visit": 2, "survey": 1}
+    await run_burst(redis_url, make_settings(db_url, redis_url))
+    assert await count(sessions, Entry) == 2 + 2 + 1
+    assert await tasks.sweep(ctx, now=NOW) == {}
+    await assert_boards_match(sessions, redis)  # the old intent's entries reached the boards too
+
+
+async def test_a_media_report_before_the_activity_is_paid_after_it(
+        lite: Sessions, sqlite_url: str, redis_url: str, redis: Any, arq_redis: ArqRedis) -> None:
+    """R2 waits for the activity to take place: the report's own job pays nothing; once the activity has
+    ended the sweeper finds the report again and R2 pays it, counted from the activity's end. (The task is
+    called directly, under a set clock.)"""
+    sessions, db_url = lite, sqlite_url
+    sts, _ = await city(sessions)
+    start = NOW + timedelta(hours=1)
+    async with transaction(sessions) as s:
+        act = await b.activity(s, sts[0], starts_at=start, published_at=start - timedelta(hours=2))
+        await b.media(s, act, "municipal", at=start - timedelta(minutes=3))
+    await ready(sessions, redis)
+    ctx = {"redis": arq_redis, "sessions": sessions, "settings": make_settings(db_url, redis_url), "job_try": 1}
+    with time_machine.travel(start - timedelta(minutes=2), tick=False):
+        assert await tasks.apply(ctx, "media", act.id) == "refused:not_held_yet"
+        assert await tasks.sweep(ctx) == {}  # it waits
+    assert await count(sessions, Entry) == 0
+    after = act.ends_at + timedelta(minutes=2)
+    with time_machine.travel(after, tick=False):
+        assert await tasks.sweep(ctx) == {"media": 1}
+        assert [(j.function, j.args) for j in await arq_redis.queued_jobs()] == [("apply", ("media", act.id))]
+        assert await tasks.apply(ctx, "media", act.id) == "applied"
+        assert await tasks.sweep(ctx) == {}
+    async with sessions() as s:
+        paid = (await s.execute(select(Entry.amount, Entry.occurred_at).where(Entry.fact_kind == "media"))).all()
+    assert [tuple(p) for p in paid] == [(5, act.ends_at)]
+    await assert_boards_match(sessions, redis, now=after)
 
 
 async def test_sweeper_reenqueues_what_vanished(sessions: Sessions, db_url: str, redis_url: str, redis: Any,
