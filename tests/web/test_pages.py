@@ -17,7 +17,7 @@ from scoring import boards, directory, kiosk, signups, statement
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.models import Entry, Signup, Station, Talent
-from scoring.tokens import parse_scene, station_scene
+from scoring.tokens import TALENT_CODE_TTL_S, parse_scene, station_scene
 from tests.web.live import ROTATION_S, Live, browser_fixture, live_fixture, phone, screenshot, wait_for
 
 __all__ = ["browser_fixture", "live_fixture"]  # the module's fixtures (tests/web/live.py)
@@ -187,6 +187,7 @@ def test_me_after_wechat_login_and_a_sign_up_on_a_station_page(live: Live, brows
     assert page.locator("#signups li[data-activity-id]").count() == len(mine)
     # The personal QR reads as this talent's own code.
     page.wait_for_function("document.querySelector('#my-code').naturalWidth > 0")
+    assert 0 < int(page.get_attribute("#my-code", "data-refresh") or 0) < TALENT_CODE_TTL_S  # renewed in time
     scenes = decode(page.locator("#my-code").screenshot())
     parsed = parse_scene(live.settings.scene_key, scenes[0], time.time())
     assert getattr(parsed, "kind", None) == "talent" and parsed.ref == str(talent_id), scenes
@@ -206,6 +207,9 @@ def test_me_after_wechat_login_and_a_sign_up_on_a_station_page(live: Live, brows
     p2 = anon.new_page()
     p2.goto(f"{live.base}/stations/{activity.station_code}")
     assert p2.locator("button[data-signup]").count() == 0
+    assert p2.locator("a[href^='/auth/wechat?next=']").count() >= 1
+    html = p2.content()
+    assert not [v for v in live.call(_personal(live)) if v in html]
     anon.close()
 
 
