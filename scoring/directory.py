@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring import boards, live, periods
 from scoring.models import Activity, Attendance, BoardSnapshot, Entry, MonthClose, Signup, Station
 from scoring.periods import Period
-from scoring.services import ServiceView, card_services
+from scoring.services import ServiceView, card_services, duties_of
 
 KINDS: Final = ("home", "community")
 TYPES: Final = ("comprehensive", "industry", "professional", "service")
@@ -321,6 +321,7 @@ class StationCard:
     months: list[MonthPoint]  # the last 12 months, oldest first
     activities: list[ActivityView]
     services: list[ServiceView] = field(default_factory=list)  # the common list, then the station's own
+    duties: str = ""  # the station's written service duties (服务职责)
 
 
 def last_months(now: datetime, n: int = CHART_MONTHS) -> list[str]:
@@ -398,4 +399,4 @@ async def station_card(session: AsyncSession, redis: Redis, code: str, *, now: d
     return StationCard(info, eligible=row.eligible_from <= now,
                        featured_now=periods.month_key(now) in featured_months, featured_months=featured_months,
                        ranks=ranks, months=chart, activities=upcoming.items,
-                       services=await card_services(session, row.id))
+                       services=await card_services(session, row.id), duties=await duties_of(session, row.id))

@@ -402,7 +402,7 @@ async def station(request: web.Request) -> web.Response:
         "ranks": {k: {"rank": v.rank, "points": v.points} for k, v in card.ranks.items()},
         "months": [{"month": m.month, "points": m.points, "rank": m.rank, "closed": m.closed} for m in card.months],
         "activities": [activity_json(a) for a in card.activities],
-        "services": [dataclasses.asdict(v) for v in card.services]}, MAX_AGE["station"])
+        "services": [dataclasses.asdict(v) for v in card.services], "duties": card.duties}, MAX_AGE["station"])
 
 
 async def activities(request: web.Request) -> web.Response:

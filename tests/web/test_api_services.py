@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from bot import texts as bot_texts
+from scoring import services
 from scoring.bookings import slot_at
+from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.models import Booking, Notification, ServiceItem, Staff
 from tests import factories
@@ -54,9 +56,18 @@ async def test_stations_offering_a_service_and_the_card(site: Site) -> None:
     assert (await site.json("/api/v1/services?limit=1&offset=1"))["rows"][0]["code"] == "QZ002"
     assert (await site.json("/api/v1/services?color=red", 400))["error"]["code"] == "unknown_parameter"
     assert (await site.json("/api/v1/services?station_type=shop", 400))["error"]["code"] == "bad_parameter"
+    async with transaction(site.bot.sessions) as s:
+        await services.set_duties(s, station_id=ids["a"], text="人才服务“管家”<一站式>", scope=None, actor="t",
+                                  now=utcnow())
     card = await site.json("/api/v1/stations/QZ001")
     assert [(x["name"], x["common"]) for x in card["services"]] == [
         ("涉才政策咨询", True), ("茶咖休闲交流", True), ("创业辅导", False)]
+    assert card["duties"] == "人才服务“管家”<一站式>"
+    # The station page lists them too (escaped), with how to book.
+    async with await site.get("/stations/QZ001") as resp:
+        page = await resp.text()
+    assert resp.status == 200 and "服务清单" in page and "#{} 创业辅导".format(ids["mentor"]) in page
+    assert "可预约，每时段 1 人" in page and "人才服务“管家”&lt;一站式&gt;" in page and "预约 QZ001 明天 10:00" in page
 
 
 async def test_book_list_and_cancel(site: Site) -> None:
