@@ -24,7 +24,7 @@ from typing import Final, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import imports
+from scoring import bookings, consultations, imports
 from scoring.models import Activity, ServiceItem, Station, StationDuties, Visit
 
 MAX_NAME: Final = 60
@@ -367,3 +367,47 @@ async def save_services(session: AsyncSession, rows: Sequence[ServiceRow], now: 
     await session.flush()
     return imports.ImportResult(created=created, updated=updated, unchanged=unchanged)
 
+
+
+# -- the admin overview ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverviewRow:
+    """Per station (None: city-wide questions): consultations and bookings (the admin's /admin overview)."""
+
+    station_id: int | None
+    code: str
+    name: str
+    questions: int
+    answered: int
+    median_minutes: float | None  # time to first answer
+    p90_minutes: float | None
+    escalated: int
+    ratings: int
+    rating_avg: float | None
+    settled: int  # bookings kept or missed
+    no_shows: int
+
+    @property
+    def no_show_rate(self) -> float | None:
+        return None if self.settled == 0 else self.no_shows / self.settled
+
+
+async def overview(session: AsyncSession, since: datetime | None = None) -> list[OverviewRow]:
+    """Stations with any consultation or settled booking (from `since`), by code; the city's questions last."""
+    figs = {f.station_id: f for f in await consultations.figures(session, since)}
+    rates = {r.id: r for r in await bookings.no_show_rates(session, "station", since)}
+    ids = sorted({i for i in figs if i is not None} | set(rates))
+    full = {sid: (code, name) for sid, code, name in (await session.execute(
+        select(Station.id, Station.code, Station.name).where(Station.id.in_(ids)))).all()} if ids else {}
+    rows = []
+    order: list[int | None] = [*sorted(ids, key=lambda i: full.get(i, ("", ""))[0]), *([None] if None in figs else [])]
+    for sid in order:
+        f, r = figs.get(sid), rates.get(sid) if sid is not None else None
+        code, name = full.get(sid, ("", "")) if sid is not None else ("", "")
+        rows.append(OverviewRow(
+            station_id=sid, code=code, name=name, questions=f.questions if f else 0,
+            answered=f.answered if f else 0, median_minutes=f.median_minutes if f else None,
+            p90_minutes=f.p90_minutes if f else None, escalated=f.escalated if f else 0,
+            ratings=f.ratings if f else 0, rating_avg=f.rating_avg if f else None,
+            settled=r.settled if r else 0, no_shows=r.no_shows if r else 0))
+    return rows

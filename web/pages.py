@@ -27,7 +27,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from scoring import accounts, cityview, directory, exports, kiosk, periods, signups, staff, statement
+from scoring import accounts, cityview, directory, exports, kiosk, periods, services, signups, staff, statement
 from scoring.clock import utcnow
 from scoring.periods import Period
 from scoring.tokens import TALENT_CODE_TTL_S
@@ -231,7 +231,8 @@ async def admin_page(request: web.Request) -> web.Response:
     now = utcnow()
     async with d.sessions() as s:
         view = await cityview.city_view(s, now)
-    response = _render("admin.html", request, {"view": view, "kinds": exports.KINDS,
+        service_rows = await services.overview(s)
+    response = _render("admin.html", request, {"view": view, "kinds": exports.KINDS, "services": service_rows,
                                                "colors": ["#b3261e", "#e0603c", "#d4a017", "#1a7f37", "#0b62c4",
                                                           "#6f42c1", "#8a9bb0", "#57606a"]})
     response.headers["Cache-Control"] = "private, no-store"

@@ -151,6 +151,13 @@ PAGE: dict[str, str] = {
     "held_visits": "暂扣的打卡",
     "dead_letters": "失败任务",
     "exports_title": "报表下载（Excel）",
+    "services_overview_title": "咨询与预约",
+    "services_overview_empty": "暂无咨询或已结束的预约。",
+    "services_overview_line": "咨询 {questions} 条，已答复 {answered}，首次答复用时中位数 {median}、90% {p90}，"
+                              "超时升级 {escalated}，评价 {ratings} 条（平均 {avg}）；预约 {settled} 次，爽约率 {rate}",
+    "services_city": "市级咨询",
+    "minutes": "{n} 分钟",
+    "none": "—",
     "export_month-board": "本月站点排行",
     "export_year-board": "年度站点排行",
     "export_rating": "年度评星结果",

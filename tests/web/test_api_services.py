@@ -4,7 +4,7 @@ offering a service, the station card's services, and a talent's bookings."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -138,3 +138,42 @@ async def test_activities_by_category(site: Site) -> None:
     assert [(r["title"], r["category"]) for r in lectures["rows"]] == [("人工智能讲座", "lecture")]
     assert len((await site.json("/api/v1/activities"))["rows"]) == 2
     assert (await site.json("/api/v1/activities?category=opera", 400))["error"]["code"] == "bad_parameter"
+
+
+async def test_admin_overview_of_consultations_and_bookings(site: Site) -> None:
+    import time
+
+    from scoring import bookings, consultations
+    from scoring.models import Consultation, Talent
+    from web.auth import sign_session
+
+    ids = await seed(site)
+    notices = consultations.Notices(asked="{id}", answer="{id}", transferred="{id}", closed="{id}")
+    asked_at = utcnow()
+    async with transaction(site.bot.sessions) as s:
+        talent = (await s.scalars(select(Talent).where(Talent.openid == "oT"))).one()
+        for i in range(3):
+            done = await consultations.ask(s, talent_id=talent.id, station_id=ids["a"] if i < 2 else None,
+                                           text=f"问{i}", now=asked_at, max_open=5, notices=notices)
+            assert isinstance(done, consultations.Done)
+        first = (await s.scalars(select(Consultation).order_by(Consultation.id))).first()
+        assert first is not None
+        await consultations.answer(s, cid=first.id, actor="oOp", scope=ids["a"], text="答",
+                                   now=asked_at + timedelta(minutes=30), notices=notices)
+        await consultations.rate(s, talent_id=talent.id, cid=first.id, score=4, now=asked_at)
+        slot = slot_at(date(2026, 11, 19), 10)
+        for t in ("QZ1", "QZ2"):
+            tid = (await s.scalars(select(Talent.id).where(Talent.cert_no == t))).one()
+            await bookings.book(s, talent_id=tid, station_id=ids["a"], slot_start=slot, service_id=None,
+                                now=asked_at, limits=bookings.Limits())
+        await bookings.settle(s, slot + timedelta(hours=3))
+        rows = await services.overview(s)
+    assert [(r.code, r.questions, r.answered, r.median_minutes, r.ratings, r.settled, r.no_show_rate)
+            for r in rows] == [("QZ001", 2, 1, 30.0, 1, 2, 1.0), ("", 1, 0, None, 0, 0, None)]
+    token, _ = sign_session(site.bot.settings.scene_key, "oAdminEnv", time.time())
+    async with await site.get("/admin", headers={"Authorization": f"Bearer {token}"},
+                              cookies={"th_session": token}) as resp:
+        page = await resp.text()
+    assert resp.status == 200, page[:300]
+    assert "咨询与预约" in page and "咨询 2 条，已答复 1，首次答复用时中位数 30 分钟" in page and "爽约率 100%" in page
+    assert "市级咨询" in page
