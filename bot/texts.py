@@ -242,6 +242,7 @@ POINTS_RECENT = "最近记录："
 POINTS_LINE = "{date} {amount:+d} {what}"
 POINTS_EMPTY = "暂无积分记录。到人才之家扫码打卡、参加活动即可获得积分。"
 POINTS_FOOT = "发送“礼品”查看可兑换的礼品，发送“排名”查看排行榜。"
+ME_LINK = "每一笔积分的明细和您的专属二维码：{url}"
 ENTRY_WORDS = {
     "R3": "到{subject}打卡",
     "R3:activity": "参加活动「{subject}」",

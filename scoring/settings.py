@@ -102,6 +102,11 @@ class Settings(BaseSettings):
             raise ValueError("the EncodingAESKey is 43 characters (copy it from the WeChat console)")
         return v
 
+    def page_url(self, path: str) -> str:
+        """An absolute link to a page of the window for the bot's replies: WEB_BASE_URL (the public origin),
+        else this server's own address."""
+        return (self.web_base_url or f"http://{self.bot_host}:{self.bot_port}").rstrip("/") + path
+
     @property
     def admin_openid_set(self) -> frozenset[str]:
         return frozenset(x.strip() for x in self.admin_openids.split(",") if x.strip())

@@ -91,6 +91,7 @@ async def points(ctx: Context, rest: str) -> str:
     else:
         out.append(texts.POINTS_EMPTY)
     out.append(texts.POINTS_FOOT)
+    out.append(texts.ME_LINK.format(url=ctx.deps.settings.page_url("/me")))
     return "\n".join(out)
 
 

@@ -17,9 +17,7 @@ admin_router = Router("kiosk-admin", roles=frozenset({"admin"}))
 
 
 def kiosk_url(ctx: Context, code: str, key: str) -> str:
-    s = ctx.deps.settings
-    base = (s.web_base_url or f"http://{s.bot_host}:{s.bot_port}").rstrip("/")
-    return f"{base}/kiosk/{quote(code, safe='')}?key={key}"
+    return ctx.deps.settings.page_url(f"/kiosk/{quote(code, safe='')}?key={key}")
 
 
 @router.word("站点码", "/kiosk", changes_state=False)

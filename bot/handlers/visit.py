@@ -93,4 +93,5 @@ async def my_code(ctx: Context, rest: str) -> str:
         return texts.NEED_BIND
     at = ctx.incoming.received_at or utcnow()
     scene = talent_scene(ctx.deps.settings.scene_key, talent.id, visits.unix(at))
-    return texts.MYCODE.format(scene=scene, minutes=TALENT_CODE_TTL_S // 60)
+    return "\n".join((texts.MYCODE.format(scene=scene, minutes=TALENT_CODE_TTL_S // 60),
+                      texts.ME_LINK.format(url=ctx.deps.settings.page_url("/me"))))

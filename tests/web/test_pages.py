@@ -174,6 +174,9 @@ async def _card_points(live: Live, code: str) -> list[int]:
 def test_me_after_wechat_login_and_a_sign_up_on_a_station_page(live: Live, browser: Any) -> None:
     openid = live.built.talent[0]
     talent_id, points, total_lines, mine = live.call(_talent(live, openid))
+    # The bot's 积分 and 我的码 link to /me.
+    for word in ("积分", "我的码"):
+        assert live.settings.page_url("/me") in live.call(live.sim.text(openid, word)).text
     ctx = phone(browser)
     page = ctx.new_page()
     # Not logged in: /me sends the phone through WeChat's OAuth (the fake's authorize page) and back.
