@@ -301,14 +301,16 @@ class NoShowRate:
         return None if self.settled == 0 else self.no_shows / self.settled
 
 
-async def no_show_rates(session: AsyncSession, by: str = "station", since: datetime | None = None
-                        ) -> list[NoShowRate]:
+async def no_show_rates(session: AsyncSession, by: str = "station", since: datetime | None = None,
+                        until: datetime | None = None) -> list[NoShowRate]:
     """Per station (`by="station"`) or per talent (`by="talent"`): settled bookings and no-shows, slots
-    from `since` on; ordered by id."""
+    in [since, until); ordered by id."""
     key = Booking.station_id if by == "station" else Booking.talent_id
     cond: list[ColumnElement[bool]] = [Booking.status.in_(("kept", "no_show"))]
     if since is not None:
         cond.append(Booking.slot_start >= since)
+    if until is not None:
+        cond.append(Booking.slot_start < until)
     rows = (await session.execute(select(key, func.count(Booking.id),
                                          func.sum(case((Booking.status == "no_show", 1), else_=0)))
                                   .where(and_(*cond)).group_by(key).order_by(key))).all()

@@ -395,12 +395,16 @@ def _p90(values: list[float]) -> float:
     return s[min(len(s) - 1, max(0, -(-9 * len(s) // 10) - 1))]
 
 
-async def figures(session: AsyncSession, since: datetime | None = None) -> list[StationFigures]:
-    """Per station (None: the city): questions, time to first answer, escalations, answer ratings."""
+async def figures(session: AsyncSession, since: datetime | None = None, until: datetime | None = None
+                  ) -> list[StationFigures]:
+    """Per station (None: the city): questions asked in [since, until), time to first answer, escalations,
+    answer ratings."""
     q = select(Consultation.station_id, Consultation.created_at, Consultation.first_answer_at,
                Consultation.escalation_level, Consultation.rating)
     if since is not None:
         q = q.where(Consultation.created_at >= since)
+    if until is not None:
+        q = q.where(Consultation.created_at < until)
     by: dict[int | None, list[tuple[datetime, datetime | None, int, int | None]]] = {}
     for sid, created, answered, level, rating in (await session.execute(q)).all():
         by.setdefault(sid, []).append((created, answered, level, rating))

@@ -22,13 +22,13 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import gifts, periods
+from scoring import gifts, periods, services
 from scoring.boards import station_board
 from scoring.clock import utcnow
 from scoring.models import Activity, AuditLog, Rating, RatingRun, Station
 from scoring.operations import format_local, summarise_activity
 
-KINDS = ("month-board", "year-board", "rating", "activities", "audit", "gifts")
+KINDS = ("month-board", "year-board", "rating", "activities", "audit", "gifts", "services")
 TYPE_NAMES = {"comprehensive": "综合型", "industry": "行业型", "professional": "专业型", "service": "服务型"}
 KIND_NAMES = {"home": "人才之家", "community": "人才社区"}
 MOVE_NAMES = {"up": "晋升一星", "down": "降低一星", "same": "不变"}
@@ -42,6 +42,8 @@ HEADERS = {
                    "满意率", "活动积分"],
     "audit": ["序号", "时间", "操作人", "角色", "指令", "结果"],
     "gifts": ["编号", "礼品名称", "站点编码", "领取站点", "所需积分", "库存", "已兑换", "待处理", "状态", "说明"],
+    "services": ["站点编码", "站点名称", "咨询数", "已答复", "首次答复用时中位数(分钟)", "首次答复用时90%(分钟)",
+                 "超时升级", "评价数", "平均评分", "已结束预约", "爽约", "爽约率"],
 }
 Rows = list[tuple[Any, ...]]
 
@@ -75,7 +77,7 @@ def _sheet(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 def default_period(kind: str, now: datetime) -> str:
     if kind == "gifts":  # a snapshot: the local date it was taken
         return periods.local_day(now).isoformat()
-    if kind in ("month-board", "activities", "audit"):
+    if kind in ("month-board", "activities", "audit", "services"):
         return periods.month_key(now)
     return str(periods.year_of(now) - (1 if kind == "rating" else 0))
 
@@ -153,6 +155,14 @@ async def build(session: AsyncSession, kind: str, period: str | None = None, *, 
         return _sheet(f"市级人才之家活动统计（{key}）", HEADERS[kind], rows), key
     p = _period(kind, key)
     start, end = p.bounds()
+    if kind == "services":  # consultations asked and bookings' slots in the period, per station
+        figures = await services.overview(session, start, end)
+        rows = [(r.code or "-", r.name or "市级咨询", r.questions, r.answered,
+                 None if r.median_minutes is None else round(r.median_minutes, 1),
+                 None if r.p90_minutes is None else round(r.p90_minutes, 1), r.escalated, r.ratings,
+                 None if r.rating_avg is None else round(r.rating_avg, 2), r.settled, r.no_shows,
+                 None if r.no_show_rate is None else round(r.no_show_rate, 4)) for r in figures]
+        return _sheet(f"咨询与预约统计（{key}）", HEADERS[kind], rows), key
     logs = (await session.scalars(select(AuditLog).where(AuditLog.at >= start, AuditLog.at < end)
                                   .order_by(AuditLog.id))).all()
     rows = [(a.id, format_local(a.at), a.actor, a.role, a.command, a.outcome) for a in logs]

@@ -392,10 +392,12 @@ class OverviewRow:
         return None if self.settled == 0 else self.no_shows / self.settled
 
 
-async def overview(session: AsyncSession, since: datetime | None = None) -> list[OverviewRow]:
-    """Stations with any consultation or settled booking (from `since`), by code; the city's questions last."""
-    figs = {f.station_id: f for f in await consultations.figures(session, since)}
-    rates = {r.id: r for r in await bookings.no_show_rates(session, "station", since)}
+async def overview(session: AsyncSession, since: datetime | None = None, until: datetime | None = None
+                   ) -> list[OverviewRow]:
+    """Stations with any consultation or settled booking in [since, until), by code; the city's questions
+    last."""
+    figs = {f.station_id: f for f in await consultations.figures(session, since, until)}
+    rates = {r.id: r for r in await bookings.no_show_rates(session, "station", since, until)}
     ids = sorted({i for i in figs if i is not None} | set(rates))
     full = {sid: (code, name) for sid, code, name in (await session.execute(
         select(Station.id, Station.code, Station.name).where(Station.id.in_(ids)))).all()} if ids else {}

@@ -164,6 +164,7 @@ PAGE: dict[str, str] = {
     "export_activities": "本月活动汇总",
     "export_audit": "操作日志",
     "export_gifts": "礼品目录",
+    "export_services": "本月咨询与预约",
 }
 
 TYPE_NAMES: dict[str, str] = {"comprehensive": "综合型", "industry": "行业型", "professional": "专业型",

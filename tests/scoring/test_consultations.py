@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scoring import consultations
 from scoring.consultations import ConsultRefusal, Done, Notices, Refused, add_working_hours
 from scoring.db import transaction
-from scoring.models import Consultation, ConsultationEvent, Notification, Staff
+from scoring.models import Consultation, ConsultationEvent, Notification, Staff, Station
 from tests import factories as f
 
 NOTICES = Notices(asked="ask {id} {station} {question}", answer="answer {id} {answer}",
@@ -99,3 +99,29 @@ async def test_answer_ratings_join_the_stations_satisfaction(sessions: async_ses
         assert await satisfaction_rate(s, st) == (0, 0)
         assert isinstance(await consultations.rate(s, talent_id=talent_id, cid=cid, score=4, now=NOW), Done)
         assert await satisfaction_rate(s, st) == (1, 1)
+
+
+async def test_services_export_per_station_for_a_month(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from scoring import bookings, exports
+    from scoring.bookings import slot_at
+
+    st, cid = await seed(sessions, 1)
+    async with transaction(sessions) as s:
+        station = await s.get(Station, st)
+        assert station is not None
+        station.name = '=HYPERLINK("http://x","站")'
+        await consultations.answer(s, cid=cid, actor="oOp0", scope=st, text="答", now=NOW + timedelta(minutes=90),
+                                   notices=NOTICES)
+        talent_id = (await s.get(Consultation, cid)).talent_id  # type: ignore[union-attr]
+        slot = slot_at(NOW.date(), 15)
+        await bookings.book(s, talent_id=talent_id, station_id=st, slot_start=slot, service_id=None, now=NOW,
+                            limits=bookings.Limits())
+        await bookings.settle(s, slot + timedelta(hours=3))
+        book, key = await exports.build(s, "services", "2026-11", now=NOW)
+        empty, _ = await exports.build(s, "services", "2026-10", now=NOW)
+    ws = book.active
+    assert ws is not None and key == "2026-11"
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=3)]
+    assert rows == [["QZ001", '=HYPERLINK("http://x","站")', 1, 1, 90.0, 90.0, 0, 0, None, 1, 1, 1.0]]
+    assert ws.cell(row=3, column=2).data_type == "s"
+    assert empty.active is not None and empty.active.max_row == 2
