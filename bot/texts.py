@@ -354,7 +354,8 @@ UNBOOK_REFUSED = {
 OP_NEW_BOOKING = "【新预约】{name} 预约了 {time} 到站{service}（预约号 #{id}），该时段已约 {taken}/{cap} 人。"
 
 ASK_USAGE = ("格式：咨询 问题内容（发给您最近到访的站点）\n"
-             "或：咨询 站点编码 问题内容；咨询 全市 问题内容（发给市级“人才之家”）。")
+             "或：咨询 站点编码 问题内容；咨询 全市 问题内容（发给市级“人才之家”）；\n"
+             "补充已提交的咨询：咨询 #编号 补充内容。")
 ASK_OK = "您的咨询已提交（编号 #{id}），已转给{station}的工作人员，答复会通过公众号发给您。"
 ASK_REFUSED = {
     "empty": ASK_USAGE,
@@ -368,6 +369,14 @@ STAFF_ASKED = "【新咨询 #{id}】{station}：{question}\n发送“接单 #{id
 TALENT_ANSWER = "【咨询答复 #{id}】{answer}\n如还有疑问可继续咨询；满意度评价请发送“评价咨询 #{id} 1-5”。"
 TALENT_CLOSED = "您的咨询 #{id} 已办结。欢迎发送“评价咨询 #{id} 1-5”评价本次服务。"
 STAFF_TRANSFERRED = "【咨询转交 #{id}】以下咨询已转交给您负责：{question}\n请发送“答复 #{id} 内容”答复。"
+STAFF_FOLLOW_UP = "【咨询追问 #{id}】{text}\n请发送“答复 #{id} 内容”答复。"
+FOLLOW_UP_OK = "已补充到咨询 #{id}，工作人员会一并答复。"
+FOLLOW_UP_REFUSED = {
+    "not_found": "没有找到您的咨询 #{id}。发送“咨询 问题内容”提出新的咨询。",
+    "closed": "咨询 #{id} 已办结。如还有问题，请发送“咨询 问题内容”重新咨询。",
+    "empty": "格式：咨询 #编号 补充内容",
+    "too_long": "补充内容请不要超过 {max} 字。",
+}
 RATE_USAGE = "格式：评价咨询 编号 分数(1-5)，例如：评价咨询 #12 5"
 RATE_OK = "感谢您的评价！咨询 #{id}：{score} 分。"
 RATE_REFUSED = {

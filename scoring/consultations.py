@@ -159,6 +159,30 @@ async def ask(session: AsyncSession, *, talent_id: int, station_id: int | None, 
     return Done(c, told)
 
 
+async def follow_up(session: AsyncSession, *, talent_id: int, cid: int, text: str, now: datetime, notice: str,
+                    admin_openids: frozenset[str] = frozenset()) -> Done | Refused:
+    """The talent adds to their open question (`咨询 #id ...`): kept in the history, told to its owner (else
+    to whoever would have been told of the question), and it reopens the 48-hour window. `notice` is a
+    str.format template with {id} {text}."""
+    bad = _text_bad(text)
+    if bad is not None:
+        return Refused(bad)
+    c = await session.get(Consultation, cid, populate_existing=True)
+    if c is None or c.talent_id != talent_id:
+        return Refused(ConsultRefusal.NOT_FOUND)
+    if c.status != "open":
+        return Refused(ConsultRefusal.CLOSED)
+    c.talent_last_at = now
+    ev = _event(session, c, f"talent:{talent_id}", "followup", now, text)
+    await session.flush()
+    told = 0
+    targets = [c.owner_openid] if c.owner_openid else await _recipients(session, c.station_id, admin_openids)
+    for openid in targets:
+        told += await outbox.add(session, f"followup:{ev.id}:{openid}", openid,
+                                 {"text": notice.format(id=c.id, text=text)})
+    return Done(c, told)
+
+
 async def _get(session: AsyncSession, cid: int, scope: int | None) -> Consultation | Refused:
     c = await session.get(Consultation, cid, populate_existing=True)
     if c is None or not _scope_ok(c, scope):

@@ -162,6 +162,14 @@ async def ask(ctx: Context, rest: str) -> str:
         return texts.ASK_USAGE
     head, tail = _head(rest)
     settings = ctx.deps.settings
+    if head.startswith(("#", "＃")) and parse_id(head) is not None:  # 咨询 #12 追问: adds to an open question
+        cid = parse_id(head) or 0
+        async with transaction(ctx.deps.sessions) as s:
+            more = await consultations.follow_up(s, talent_id=talent.id, cid=cid, text=tail.strip(), now=_now(ctx),
+                                                 notice=texts.STAFF_FOLLOW_UP, admin_openids=settings.admin_openid_set)
+        if isinstance(more, consultations.Done):
+            return texts.FOLLOW_UP_OK.format(id=cid)
+        return texts.FOLLOW_UP_REFUSED.get(more.reason, texts.ASK_USAGE).format(id=cid, max=consultations.MAX_TEXT)
     async with transaction(ctx.deps.sessions) as s:
         station: Station | None
         if head.lower() in CITY_WORDS and tail.strip():

@@ -80,6 +80,12 @@ async def test_first_responder_owns_transfers_and_closes(safe_bot: Bot) -> None:
         texts.ANSWER_OK.format(id=cid, claimed="")
     channel, text = (await inbox(safe_bot, "oT"))[-1]
     assert (channel, text) == ("custom", texts.TALENT_ANSWER.format(id=cid, answer="请携带人才证到住建局窗口办理。"))
+    # The talent adds to the question: its owner is told; someone else's question is not found.
+    assert (await wx.text("oT", f"咨询 #{cid} 需要带户口本吗？")).text == texts.FOLLOW_UP_OK.format(id=cid)
+    assert (await inbox(safe_bot, "oA1"))[-1][1] == texts.STAFF_FOLLOW_UP.format(id=cid, text="需要带户口本吗？")
+    assert len(await inbox(safe_bot, "oA2")) == 1
+    await flows.talent(safe_bot, "QZ2", openid="oT2")
+    assert (await wx.text("oT2", f"咨询 #{cid} 插话")).text == texts.FOLLOW_UP_REFUSED["not_found"].format(id=cid)
     # Transfer: to a colleague of the station only; recorded; the new owner is told.
     a2 = await staff_id(safe_bot, "oA2")
     b1 = await staff_id(safe_bot, "oB1")
@@ -91,6 +97,7 @@ async def test_first_responder_owns_transfers_and_closes(safe_bot: Bot) -> None:
     assert f"[{texts.TODO_MINE}]" in (await wx.text("oA2", "todo")).text
     assert (await wx.text("oA2", f"结单 #{cid}")).text == texts.CLOSE_OK.format(id=cid)
     assert (await wx.text("oA2", f"答复 #{cid} 还有")).text == texts.CONSULT_REFUSED["closed"].format(id=cid)
+    assert (await wx.text("oT", f"咨询 #{cid} 再问")).text == texts.FOLLOW_UP_REFUSED["closed"].format(id=cid)
     # The talent rates the answer once; it counts in the station's figures.
     assert (await wx.text("oT", f"评价咨询 #{cid} 5")).text == texts.RATE_OK.format(id=cid, score=5)
     assert (await wx.text("oT", f"评价咨询 {cid} 4")).text == texts.RATE_REFUSED["rated"].format(id=cid)
@@ -100,7 +107,7 @@ async def test_first_responder_owns_transfers_and_closes(safe_bot: Bot) -> None:
     async with safe_bot.sessions() as s:
         kinds = (await s.scalars(select(ConsultationEvent.kind).order_by(ConsultationEvent.id))).all()
         figs = await consultations.figures(s)
-    assert kinds == ["asked", "claimed", "answered", "transferred", "closed", "rated"]
+    assert kinds == ["asked", "claimed", "answered", "followup", "transferred", "closed", "rated"]
     assert [(g.questions, g.answered, g.ratings, g.satisfied) for g in figs] == [(1, 1, 1, 1)]
 
 
