@@ -157,6 +157,33 @@
     });
   }
 
+  // -- station: booking a slot (POST /api/v1/me/bookings) ------------------------------------------
+  function booking() {
+    var form = $("#book");
+    if (!form) return;
+    var L = labels();
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var note = $(".note", form), button = $("button", form), body = {
+        station: form.getAttribute("data-station"),
+        slot_start: form.elements.day.value + "T" + form.elements.hour.value + ":00"
+      };
+      if (form.elements.service.value) body.service_id = Number(form.elements.service.value);
+      button.disabled = true;
+      fetch("/api/v1/me/bookings", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+      }).then(function (r) {
+        return r.json().then(function (json) { return { ok: r.ok, json: json }; });
+      }).then(function (res) {
+        note.className = res.ok ? "note" : "note err";
+        note.textContent = res.ok ? form.getAttribute("data-ok").replace("{id}", res.json.id)
+          : (res.json.error && res.json.error.message) || L.failed;
+        button.disabled = false;
+      }).catch(function () { note.className = "note err"; note.textContent = L.failed; button.disabled = false; });
+    });
+  }
+
   // -- me: the personal code, refreshed before it expires ------------------------------------------
   function me() {
     var img = $("#my-code");
@@ -193,6 +220,6 @@
     });
   }
 
-  var pages = { home: home, station: station, me: me, kiosk: kiosk };
+  var pages = { home: home, station: function () { station(); booking(); }, me: me, kiosk: kiosk };
   if (pages[page]) pages[page]();
 })();
