@@ -183,7 +183,7 @@ def visit_rows(facts: Sequence[Fact], first_id: int) -> list[dict[str, Any]]:
     return [{"id": first_id + i, "openid": f"o{f.talent_id:07d}", "talent_id": f.talent_id,
              "station_id": f.station_id, "activity_id": None, "source": "station", "scanned_at": f.at,
              "local_day": f.day, "status": "accepted", "reason": None,
-             "credit_key": f"{f.talent_id}:{f.station_id}:{f.day.isoformat()}", "operator_openid": None,
+             "credit_key": visit.credit_key(f.talent_id, f.station_id, f.day), "operator_openid": None,
              "applied_at": None}
             for i, f in enumerate(facts)]
 

@@ -114,7 +114,7 @@ def load_visits(path: str, n: int, stations: int, seed: int = 1) -> list[int]:
         st = rng.randint(1, stations)
         at = now - timedelta(seconds=rng.uniform(30, span))
         day = periods.local_day(at)
-        rows.append((i, f"o{i}", i, st, "station", str(at), str(day), "accepted", f"{i}:{st}:{day}"))
+        rows.append((i, f"o{i}", i, st, "station", str(at), str(day), "accepted", visit.credit_key(i, st, day)))
     db = sqlite3.connect(path)
     with db:
         db.executemany("INSERT INTO visits (id, openid, talent_id, station_id, source, scanned_at, local_day, status,"
