@@ -4,7 +4,7 @@ Signed WeChat `SCAN` callbacks of bound talents at station codes, at 64 concurre
 
   (a) the bot: `talenthome serve` on SQLite (a file in a temporary folder) and a private Redis. Every request
       is a new (talent, station) pair of the day, so every one verifies, parses, de-duplicates, records an
-      accepted visit (group commit, bot/batcher.py) and enqueues its `apply_visit` job before it is answered;
+      accepted visit (group commit, bot/batcher.py) and enqueues its visit job (`apply`) before it is answered;
   (b) the baseline, in the same run: a bare aiohttp handler that checks the signature, parses with wechatpy
       and renders a text reply (in safe mode it also decrypts and encrypts, as the bot must).
 
@@ -252,7 +252,7 @@ def wrk(label: str, port: int, requests_file: str, script: str, duration: float,
 
 
 def verify(db_path: str, redis_url: str) -> tuple[int, int, int]:
-    """(accepted visits, rejected visits, queued apply_visit jobs)."""
+    """(accepted visits, rejected visits, queued visit jobs)."""
     import redis
 
     with sqlite3.connect(db_path) as db:
@@ -343,7 +343,7 @@ def bench_mode(folder: str, mode: str, args: argparse.Namespace, redis_url: str,
     # With the bot stopped, every answered scan (warm-ups included) must be one accepted visit with one job.
     visits = verify(db_path, redis_url)
     answered = sum(r.requests for r in runs["bot"])
-    print(f"        bot recorded {visits[0]} accepted visits ({visits[1]} rejected), {visits[2]} apply_visit jobs "
+    print(f"        bot recorded {visits[0]} accepted visits ({visits[1]} rejected), {visits[2]} visit jobs "
           f"queued, warm-ups included; wrk counted {answered} answers in the measured runs", flush=True)
     return {"mode": mode, "bare": median_run(runs["bare"]), "bot": median_run(runs["bot"]), "runs": runs,
             "visits": visits, "answered": answered, "load": sum(loads) / len(loads)}
@@ -377,7 +377,7 @@ shows up here and hits the bot, whose reply waits on Redis and a database thread
 Signed `SCAN` callbacks of bound talents at station codes, {args.connections} keep-alive connections, wrk with
 one thread, {args.rounds} rounds of {args.duration:g} s per server, bare and bot alternating, after warm-ups;
 {args.stations} stations and {args.talents:,} bound talents. Every request is a new (talent, station) pair, so
-each is an accepted visit written to SQLite (WAL) and an `apply_visit` job queued in Redis before its reply.
+each is an accepted visit written to SQLite (WAL) and a visit job (`apply`) queued in Redis before its reply.
 Baseline in the same run: a bare aiohttp handler that checks the signature, parses with wechatpy and renders
 a text reply (in safe mode it decrypts and encrypts too). Both servers are single processes, sharing the
 cores with wrk and Redis. "CPU ms/req" is the server process's own CPU time (user + system, all threads)
