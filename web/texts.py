@@ -174,6 +174,9 @@ PAGE: dict[str, str] = {
     "export_services": "本月咨询与预约",
 }
 
+# Activity categories (policy measure 9; scoring.services.CATEGORIES), as the bot names them.
+CATEGORY_NAMES: dict[str, str] = {"lecture": "人才讲堂", "seminar": "研修班", "culture": "在地文化讲解",
+                                  "salon": "交流沙龙", "other": "其他"}
 TYPE_NAMES: dict[str, str] = {"comprehensive": "综合型", "industry": "行业型", "professional": "专业型",
                               "service": "服务型"}
 KIND_NAMES: dict[str, str] = {"home": "人才之家", "community": "人才社区"}

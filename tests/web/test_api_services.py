@@ -138,6 +138,9 @@ async def test_activities_by_category(site: Site) -> None:
     assert [(r["title"], r["category"]) for r in lectures["rows"]] == [("人工智能讲座", "lecture")]
     assert len((await site.json("/api/v1/activities"))["rows"]) == 2
     assert (await site.json("/api/v1/activities?category=opera", 400))["error"]["code"] == "bad_parameter"
+    async with await site.get("/stations/QZ001") as resp:  # the station page names the category
+        page = await resp.text()
+    assert 'data-category="lecture"' in page and "人才讲堂" in page and 'data-category="salon"' in page
 
 
 async def test_admin_overview_of_consultations_and_bookings(site: Site) -> None:
