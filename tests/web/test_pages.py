@@ -192,6 +192,7 @@ def test_me_after_wechat_login_and_a_sign_up_on_a_station_page(live: Live, brows
     page.wait_for_function("document.querySelector('#my-code').naturalWidth > 0")
     assert 0 < int(page.get_attribute("#my-code", "data-refresh") or 0) < TALENT_CODE_TTL_S  # renewed in time
     scenes = decode(page.locator("#my-code").screenshot())
+    assert len(scenes) == 1, f"the personal QR did not read: {scenes}"
     parsed = parse_scene(live.settings.scene_key, scenes[0], time.time())
     assert getattr(parsed, "kind", None) == "talent" and parsed.ref == str(talent_id), scenes
     # A station page: the card, its 12 months, and a sign-up through the API.
