@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from scoring import kiosk
 from scoring.tokens import parse_scene
 from talenthome.cli import main
 from talenthome.commands.tools import write_qr_png
@@ -126,6 +127,8 @@ async def test_qr_station_prints_the_worker_ticket_url_when_issued(bot: Bot, tmp
     assert code == 0, err
     lines = out.strip().splitlines()
     assert any("http://weixin.qq.com/q/abc" in line for line in lines[:-1]) and lines[-1].startswith("st:ST1:")
+    # Asking marks the station for the worker's QR run (tickets only for open kiosks and asked stations).
+    assert await kiosk.open_codes(bot.arq) == {"ST1"}
 
 
 async def test_qr_unknown_station_is_one_line_and_exit_2(bot: Bot, tmp_path: Path, monkeypatch, capsys) -> None:
