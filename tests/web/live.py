@@ -31,6 +31,7 @@ from bot.app import create_app
 from scoring.clock import utcnow
 from scoring.db import make_engine, make_sessionmaker, transaction
 from talenthome import demo
+from talenthome.servers import server_env
 from tests.bot.conftest import APPID, make_settings
 from tests.cli import EXE
 from tests.conftest import new_sqlite_database
@@ -169,7 +170,8 @@ def browser_fixture() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # on the real clock, like the servers: a suite run under libfaketime must not move the browser's
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=server_env())
         yield b
         b.close()
 
