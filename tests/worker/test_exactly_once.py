@@ -351,7 +351,14 @@ async def test_two_workers_on_one_queue(pg_url: str, redis_url: str, redis: Any,
         await settle(sessions, arq_redis, make_settings(pg_url, redis_url), len(plan))
         await assert_exact(sessions, plan)
         await assert_boards_match(sessions, redis, now=utcnow())
-        # rank changes were told (deterministic keys), and each delivered message went out once
+        # rank changes were told (deterministic keys), and each delivered message went out once. A batch
+        # checks the ranks after its bump has settled the intents that `settle` waits for: wait for that too.
+
+        async def told() -> bool:
+            async with sessions() as s:
+                return await s.scalar(select(func.count()).select_from(Notification)) > 0
+
+        await until(told, "the rank changes told", within=90)  # by the batch's check, at worst the cron's
         async with sessions() as s:
             keys = (await s.scalars(select(Notification.key))).all()
         assert keys and all(k.startswith("rank:") for k in keys)
