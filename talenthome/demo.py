@@ -73,6 +73,12 @@ from scoring.visits import Scan, record_visits
 from talenthome.demo_services import add_services
 
 COUNTIES = ("鲤城", "丰泽", "洛江", "泉港", "石狮", "晋江", "南安", "惠安", "安溪", "永春", "德化", "金门")
+# The station card's address and opening hours (made up; the county's own suffix: 区, 市 or 县).
+COUNTY_FULL = {"鲤城": "鲤城区", "丰泽": "丰泽区", "洛江": "洛江区", "泉港": "泉港区", "石狮": "石狮市",
+               "晋江": "晋江市", "南安": "南安市", "惠安": "惠安县", "安溪": "安溪县", "永春": "永春县",
+               "德化": "德化县", "金门": "金门县"}
+STREETS = ("刺桐", "温陵", "丰泽", "泉秀", "东海", "宝洲", "津淮", "中山", "新华", "滨江", "海滨", "世纪")
+OPENING_HOURS = ("周一至周五 9:00-17:30", "周二至周日 9:00-21:00", "每天 8:30-18:00", "周一至周六 9:00-20:00")
 ABBR = dict(zip(COUNTIES, ("LC", "FZ", "LJ", "QG", "SS", "JJ", "NA", "HA", "AX", "YC", "DH", "JM"), strict=True))
 # Stations per district out of 40 (busier districts have more); every district has at least one.
 COUNTY_WEIGHTS = (5, 5, 2, 2, 4, 7, 4, 3, 3, 2, 2, 1)
@@ -263,6 +269,11 @@ class _City:
                 i += 1
         await save_stations(self.s, rows)
         ids = dict((await self.s.execute(select(Station.code, Station.id))).all())
+        where = random.Random(f"{self.seed}:address")  # its own stream: the city's draws stay as they were
+        for code, _name, county, *_rest in plan:
+            await self.s.execute(update(Station).where(Station.id == ids[code]).values(
+                address=f"泉州市{COUNTY_FULL[county]}{where.choice(STREETS)}路{where.randint(1, 399)}号",
+                opening_hours=where.choice(OPENING_HOURS)))
         for code, name, county, stype, kind, certified, weight in plan:
             self.stations.append(_Station(ids[code], code, name, county, stype, kind, certified, weight,
                                           f"oDemoOp{code}"))

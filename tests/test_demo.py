@@ -90,6 +90,8 @@ async def test_the_city(db_url: str, redis_url: str, redis: aioredis.Redis,
         assert {st.county for st in stations} == set(demo.COUNTIES)
         assert {st.type for st in stations} == set(demo.TYPES) and {st.kind for st in stations} == {"home", "community"}
         assert {st.stars for st in stations} >= {2, 3, 4}
+        # the station card on the window has something to show
+        assert all(st.address.startswith("泉州市") and st.opening_hours for st in stations)
         # Certified this year: recorded, not yet eligible, so not on this year's board (SPEC 3).
         new = [st for st in stations if st.certified_on.year == year]
         assert new and all(st.certified_on <= local_day(now) for st in new)
