@@ -59,6 +59,7 @@ from scoring.models import (
 )
 from scoring.periods import Period, month_key, next_month, previous_month, to_local
 from scoring.ranking import Ranked
+from scoring.texts import local_label, month_label
 
 REMIND_BEFORE = timedelta(hours=1)
 INVITE_WINDOW = timedelta(seconds=invitations.INVITE_WINDOW_S)
@@ -76,16 +77,6 @@ PLAN_REMINDER = ("【活动计划提醒】{name}尚未发布{month}的活动。�
 ACTIVITY_REMINDER = "【活动提醒】您报名的活动「{title}」将于{time}开始,请准时参加,到场后扫描活动码签到。"
 INVITATION = ("感谢您参加「{title}」!请直接回复数字1–5为本次活动打分(5分为非常满意),"
               "也可在数字后附上意见。请在{deadline}前回复。")
-
-
-def _month_label(key: str) -> str:
-    y, m = key.split("-")
-    return f"{y}年{int(m)}月"
-
-
-def _local_label(at: datetime) -> str:
-    loc = to_local(at)
-    return f"{loc.month}月{loc.day}日 {loc:%H:%M}"
 
 
 async def operators(session: AsyncSession, station_ids: list[int] | None = None) -> dict[int, list[str]]:
@@ -215,8 +206,8 @@ async def month_close(session: AsyncSession, key: str, now: datetime) -> MonthCl
         before = previous.get(row.station_id)
         delta = row.points - before.points if before else 0
         change = CHANGE.format(rank=before.rank, delta=f"{delta:+d}") if before else CHANGE_NEW
-        words = {"name": row.name, "month": _month_label(period.key), "points": row.points, "rank": row.rank,
-                 "change": change, "next_month": _month_label(nxt), "featured": featured_name}
+        words = {"name": row.name, "month": month_label(period.key), "points": row.points, "rank": row.rank,
+                 "change": change, "next_month": month_label(nxt), "featured": featured_name}
         is_top = top is not None and top.standing.id == row.station_id
         text = (MONTH_REPORT_FEATURED if is_top else MONTH_REPORT).format(**words)
         payload = {"text": text, "template": "month_report",
@@ -247,7 +238,7 @@ async def plan_reminders(session: AsyncSession, now: datetime) -> int:
     ops = await operators(session, [sid for sid, _ in stations])
     queued = 0
     for sid, name in stations:
-        text = PLAN_REMINDER.format(name=name, month=_month_label(month))
+        text = PLAN_REMINDER.format(name=name, month=month_label(month))
         for openid in ops.get(sid, []):
             queued += await outbox.add(session, f"plan:{sid}:{month}:{openid}", openid,
                                        {"text": text, "template": "plan_reminder", "data": {"month": month}})
@@ -275,7 +266,7 @@ async def activity_reminders(session: AsyncSession, now: datetime, before: timed
             .order_by(Talent.id))).all()
         keys = {tid: f"remind:{act.id}:{tid}" for tid, _ in talents}
         sent = await _existing_keys(session, list(keys.values()))
-        text = ACTIVITY_REMINDER.format(title=act.title, time=_local_label(act.starts_at))
+        text = ACTIVITY_REMINDER.format(title=act.title, time=local_label(act.starts_at))
         for tid, openid in talents:
             if openid is not None and keys[tid] not in sent:
                 out.queued += await outbox.add(session, keys[tid], openid, {
@@ -307,7 +298,7 @@ async def satisfaction_invitations(session: AsyncSession, now: datetime, redis: 
         talents = (await session.execute(select(Talent.id, Talent.openid).join(
             Attendance, Attendance.talent_id == Talent.id).where(
             Attendance.activity_id == act.id, Talent.openid.is_not(None)).order_by(Talent.id))).all()
-        text = INVITATION.format(title=act.title, deadline=_local_label(deadline))
+        text = INVITATION.format(title=act.title, deadline=local_label(deadline))
         for tid, openid in talents:
             if openid is None:
                 continue

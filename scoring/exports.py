@@ -27,6 +27,7 @@ from scoring.boards import station_board
 from scoring.clock import utcnow
 from scoring.models import Activity, AuditLog, Rating, RatingRun, Station
 from scoring.operations import format_local, summarise_activity
+from scoring.texts import month_label
 
 KINDS = ("month-board", "year-board", "rating", "activities", "audit", "gifts", "services")
 TYPE_NAMES = {"comprehensive": "综合型", "industry": "行业型", "professional": "专业型", "service": "服务型"}
@@ -112,8 +113,7 @@ async def build(session: AsyncSession, kind: str, period: str | None = None, *, 
         stations = {s.id: s for s in (await session.scalars(select(Station))).all()}
         rows: Rows = [(r.rank, r.code, r.standing.name, TYPE_NAMES[stations[r.standing.id].type],
                  stations[r.standing.id].county, r.points) for r in board]
-        y, m = key.split("-")
-        return _sheet(f"市级人才之家积分月榜（{y}年{int(m)}月）", HEADERS[kind], rows), key
+        return _sheet(f"市级人才之家积分月榜（{month_label(key)}）", HEADERS[kind], rows), key
     if kind == "year-board":
         p = _period(kind, key)
         if p.kind != "year":
