@@ -435,3 +435,55 @@ DUTIES_OK = "已更新{name}的服务职责。"
 CATEGORY_USAGE = "格式：活动分类 活动编号 分类（人才讲堂、研修班、在地文化讲解、交流沙龙、其他）"
 CATEGORY_OK = "活动 #{id} {title} 的分类已设为“{category}”。"
 ACTIVITIES_CATEGORY_NONE = "近期没有“{category}”类活动。发送“活动”查看全部活动。"
+
+
+# -- words of bot/handlers/operator.py and bot/handlers/admin.py (moved here in issue 10) -----------------------
+LIST_SEP = "、"
+CLAUSE_SEP = "，"
+# 我的活动: an activity's R1 status
+OP_STATUS_SCORED = "已计分"
+OP_STATUS_NOT_ENDED = "待结束"
+OP_STATUS_NO_PUBLICITY = "缺宣传报道"
+OP_STATUS_UNMET = "未达计分条件"
+OP_STATUS_SCORING = "计分中"
+# 本站
+OP_UNRANKED = "未参与"
+OP_STATION_ACTIVE = "正常"
+OP_STATION_DELISTED_STATUS = "已摘牌"
+OP_RATE = "{rate}（{n} 份评价）"
+OP_NO_RATINGS = "暂无评价"
+OP_PLAN_UPLOADED = "已上传"
+OP_PLAN_MISSING = "尚未上传，请在本月底前发布下月活动"
+# admins: usage lines per command, and the words an admin may type
+AD_USAGE = {
+    "station add": "站点 新增 编码 名称 home|community 类型 县市区 认定日期(YYYY-MM-DD)",
+    "station delist": "站点 摘牌 编码 原因",
+    "station reinstate": "站点 恢复 编码",
+    "staff add": "人员 新增 openid operator|admin [站点编码]",
+    "staff remove": "人员 移除 openid",
+    "void": "作废 entry|visit|activity|media 编号 原因",
+    "survey": "调查 站点编码 年份 +N|-N 原因",
+    "extend": "延期 站点编码 年份 天数 原因",
+    "warn": "提醒 站点编码 内容",
+    "release": "释放 风险编号",
+    "retry": "重试 失败任务编号",
+    "gift add": "礼品 新增 名称 积分 库存 [站点编码]（不填站点即全市通用）",
+    "gift edit": "礼品 修改 编号 名称|积分|库存|站点|说明 新值（站点填“全市”即全市通用）",
+    "gift restock": "礼品 补货 编号 数量",
+    "gift retire": "礼品 下架 编号",
+    "gift restore": "礼品 恢复 编号",
+    "unbind": "解绑 人才证号",
+}
+AD_GIFT_FIELD_WORDS = {"名称": "name", "name": "name", "积分": "cost", "cost": "cost", "库存": "stock",
+                       "stock": "stock", "站点": "station", "station": "station", "说明": "description",
+                       "description": "description"}
+AD_CITY_WIDE_WORDS = ("全市", "全市通用", "-", "city", "none")
+AD_AUDIT_REFUSED_WORDS = ("拒绝", "refused", "refusals")
+AD_CONFIRM_WORDS = ("确认", "confirm")
+AD_EMPTY_WORDS = ("-", "无")
+AD_STAFF_STATION = "（站点 {code}）"
+AD_FLAG_HOLD = "（暂扣）"
+AD_NONE = "无"
+AD_EMPTY = "（空）"
+AD_RATE_DELISTED = "摘牌：{codes}。"
+AD_GIFT_RETIRED_SUFFIX = "，已下架"

@@ -23,28 +23,9 @@ from scoring.operations import format_local, parse_id
 
 router = Router("admin", roles=frozenset({"admin"}))
 
-USAGE = {
-    "station add": "站点 新增 编码 名称 home|community 类型 县市区 认定日期(YYYY-MM-DD)",
-    "station delist": "站点 摘牌 编码 原因",
-    "station reinstate": "站点 恢复 编码",
-    "staff add": "人员 新增 openid operator|admin [站点编码]",
-    "staff remove": "人员 移除 openid",
-    "void": "作废 entry|visit|activity|media 编号 原因",
-    "survey": "调查 站点编码 年份 +N|-N 原因",
-    "extend": "延期 站点编码 年份 天数 原因",
-    "warn": "提醒 站点编码 内容",
-    "release": "释放 风险编号",
-    "retry": "重试 失败任务编号",
-    "gift add": "礼品 新增 名称 积分 库存 [站点编码]（不填站点即全市通用）",
-    "gift edit": "礼品 修改 编号 名称|积分|库存|站点|说明 新值（站点填“全市”即全市通用）",
-    "gift restock": "礼品 补货 编号 数量",
-    "gift retire": "礼品 下架 编号",
-    "gift restore": "礼品 恢复 编号",
-    "unbind": "解绑 人才证号",
-}
-GIFT_FIELDS = {"名称": "name", "name": "name", "积分": "cost", "cost": "cost", "库存": "stock", "stock": "stock",
-               "站点": "station", "station": "station", "说明": "description", "description": "description"}
-CITY_WIDE = ("全市", "全市通用", "-", "city", "none")
+USAGE = texts.AD_USAGE
+GIFT_FIELDS = texts.AD_GIFT_FIELD_WORDS
+CITY_WIDE = texts.AD_CITY_WIDE_WORDS
 GIFT_LIST_MAX = 15
 
 
@@ -113,7 +94,7 @@ async def staff_add(ctx: Context, rest: str) -> str:
         return texts.AD_NO_STATION.format(code=code)
     if isinstance(result, adm.AdminRefusal):
         return bad("staff add")
-    station = f"（站点 {code}）" if role == "operator" else ""
+    station = texts.AD_STAFF_STATION.format(code=code) if role == "operator" else ""
     return texts.AD_STAFF_ADDED.format(openid=openid, role=texts.ROLE_NAMES[role], station=station)
 
 
@@ -213,7 +194,7 @@ async def flags(ctx: Context, rest: str) -> str:
     if not rows:
         return texts.AD_NO_FLAGS
     return "\n".join(texts.AD_FLAG_LINE.format(
-        id=f.id, rule=f.rule, hold="（暂扣）" if f.hold else "", station=f.station or "-",
+        id=f.id, rule=f.rule, hold=texts.AD_FLAG_HOLD if f.hold else "", station=f.station or "-",
         talent=f.talent_id or "-", visit=f.visit_id or "-", detail=f.detail[:60]) for f in rows)
 
 
@@ -260,7 +241,7 @@ async def audit(ctx: Context, rest: str) -> str:
     (`/audit refused`) lists the refusals themselves."""
     words = rest.split()
     kind = staff.AuditKind.ACTION
-    if words and words[0].lower() in ("拒绝", "refused", "refusals"):
+    if words and words[0].lower() in texts.AD_AUDIT_REFUSED_WORDS:
         kind, words = staff.AuditKind.REFUSAL, words[1:]
     n = parse_id(words[0]) if words else 10
     async with ctx.deps.sessions() as s:
@@ -285,7 +266,7 @@ async def low_scores(ctx: Context, rest: str) -> str:
         return texts.AD_NO_LOW_SCORES
     return "\n".join(texts.AD_LOW_SCORE_LINE.format(
         at=periods.to_local(r.at).strftime("%m-%d %H:%M"), station=r.station, activity=r.activity_id,
-        title=r.title[:30], score=r.score, name=r.name, cert_no=r.cert_no, comment=(r.comment or "无")[:60])
+        title=r.title[:30], score=r.score, name=r.name, cert_no=r.cert_no, comment=(r.comment or texts.AD_NONE)[:60])
         for r in rows)
 
 
@@ -324,7 +305,7 @@ async def close_month(ctx: Context, rest: str) -> str:
 async def rate(ctx: Context, rest: str) -> str:
     parts = rest.split()
     if not parts or not parts[0].isdigit() or len(parts[0]) != 4 or len(parts) > 2 \
-            or (len(parts) == 2 and parts[1].lower() not in ("确认", "confirm")):
+            or (len(parts) == 2 and parts[1].lower() not in texts.AD_CONFIRM_WORDS):
         return texts.AD_BAD_ARGS.format(usage=texts.AD_RATE_USAGE)
     year, confirming = int(parts[0]), len(parts) == 2
     async with transaction(ctx.deps.sessions) as s:
@@ -337,8 +318,8 @@ async def rate(ctx: Context, rest: str) -> str:
         if result.already:
             return texts.AD_RATE_ALREADY.format(year=year)
         return texts.AD_RATE_CONFIRMED.format(year=year, **summary)
-    delisted = "、".join(x.code for x in result.delisted)
-    detail = f"摘牌：{delisted}。" if delisted else ""
+    delisted = texts.LIST_SEP.join(x.code for x in result.delisted)
+    detail = texts.AD_RATE_DELISTED.format(codes=delisted) if delisted else ""
     return texts.AD_RATE_PREVIEW.format(year=year, rev=result.revision, detail=detail, **summary)
 
 
@@ -363,7 +344,7 @@ def _gift_refused(result: gifts.GiftRefused, gift_id: int | None = None, where: 
     g = result.gift
     return texts.AD_GIFT_REFUSED[result.reason].format(
         id=g.id if g else gift_id, name=g.name if g else "", where=where,
-        retired="，已下架" if g is not None and not g.active else "")
+        retired=texts.AD_GIFT_RETIRED_SUFFIX if g is not None and not g.active else "")
 
 
 @router.word("礼品 新增", "/gift add")
@@ -408,7 +389,7 @@ async def gift_edit(ctx: Context, rest: str) -> str:
                 return texts.AD_NO_STATION.format(code=value)
             changes["station_id"] = station.id if station else None
         elif field == "description":
-            changes[field] = "" if value in ("-", "无") else value
+            changes[field] = "" if value in texts.AD_EMPTY_WORDS else value
         else:
             changes[field] = value
         result = await gifts.edit_gift(s, gift_id, **changes)  # type: ignore[arg-type]
@@ -423,11 +404,11 @@ async def gift_edit(ctx: Context, rest: str) -> str:
                 old_where = await _station_where(s, old if isinstance(old, int) else None)
                 shown.append(f"{label} {old_where} → {await _station_where(s, g.station_id)}")
             else:
-                shown.append(f"{label} {old or '（空）'} → {getattr(g, key) or '（空）'}")
+                shown.append(f"{label} {old or texts.AD_EMPTY} → {getattr(g, key) or texts.AD_EMPTY}")
     if not shown:
         return texts.AD_GIFT_UNCHANGED.format(id=g.id, name=g.name, field=texts.AD_GIFT_FIELD_NAMES[
             "station_id" if field == "station" else field])
-    return texts.AD_GIFT_EDITED.format(id=g.id, name=g.name, changes="，".join(shown))
+    return texts.AD_GIFT_EDITED.format(id=g.id, name=g.name, changes=texts.CLAUSE_SEP.join(shown))
 
 
 @router.word("礼品 补货", "/gift restock")

@@ -129,9 +129,10 @@ async def my_activities(ctx: Context, rest: str) -> str:
     lines = []
     for a in rows:
         rate = f"{a.satisfaction_rate:.0%}" if a.satisfaction_rate is not None else "-"
-        status = "已计分" if a.scored else ("待结束" if "ended" in a.r1_missing else
-                                               "缺宣传报道" if "publicity" in a.r1_missing else
-                                               "未达计分条件" if a.r1_missing else "计分中")
+        status = texts.OP_STATUS_SCORED if a.scored else (
+            texts.OP_STATUS_NOT_ENDED if "ended" in a.r1_missing else
+            texts.OP_STATUS_NO_PUBLICITY if "publicity" in a.r1_missing else
+            texts.OP_STATUS_UNMET if a.r1_missing else texts.OP_STATUS_SCORING)
         lines.append(texts.OP_ACTIVITY_LINE.format(
             id=a.id, title=a.title, start=ops.format_local(a.starts_at), signups=a.signups,
             cap=f"/{a.capacity}" if a.capacity else "", attendees=a.attendees, rate=rate, points=a.points,
@@ -164,14 +165,15 @@ async def my_station(ctx: Context, rest: str) -> str:
         fig = await ops.station_figures(s, station_id, now=utcnow())
     if isinstance(fig, ops.OpRefusal):
         return texts.OP_NO_STATION
-    ranks = {kind: "未参与" if rank is None else str(rank) for kind, rank in fig.ranks.items()}
+    ranks = {kind: texts.OP_UNRANKED if rank is None else str(rank) for kind, rank in fig.ranks.items()}
     return texts.OP_STATION.format(
         name=fig.station.name, code=fig.station.code, stars=fig.station.stars,
-        status="正常" if fig.station.status == "active" else "已摘牌",
+        status=texts.OP_STATION_ACTIVE if fig.station.status == "active" else texts.OP_STATION_DELISTED_STATUS,
         month=fig.points["month"], year=fig.points["year"], total=fig.points["total"], rank_month=ranks["month"],
         rank_year=ranks["year"], rank_total=ranks["total"],
-        rate=f"{fig.satisfied / fig.replies:.0%}（{fig.replies} 份评价）" if fig.replies else "暂无评价",
-        flags=fig.open_flags, plan="已上传" if fig.has_plan else "尚未上传，请在本月底前发布下月活动")
+        rate=texts.OP_RATE.format(rate=f"{fig.satisfied / fig.replies:.0%}", n=fig.replies) if fig.replies
+        else texts.OP_NO_RATINGS,
+        flags=fig.open_flags, plan=texts.OP_PLAN_UPLOADED if fig.has_plan else texts.OP_PLAN_MISSING)
 
 
 @router.scene("tl:")
