@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import invitations, outbox
+from scoring import invitations, outbox, texts
 from scoring.boards import station_board
 from scoring.clock import unix
 from scoring.db import insert
@@ -63,21 +63,6 @@ from scoring.texts import local_label, month_label
 
 REMIND_BEFORE = timedelta(hours=1)
 INVITE_WINDOW = timedelta(seconds=invitations.INVITE_WINDOW_S)
-
-# -- Texts people read (short, polite, what happened and what to do next) ------------------------------
-MONTH_REPORT = ("【月度积分报告】{name}{month}积分{points}分,排名第{rank}名({change})。"
-                "{next_month}首屏轮播站点:{featured}。请继续组织好活动,欢迎人才常来打卡。")
-MONTH_REPORT_FEATURED = ("【月度积分报告】恭喜!{name}{month}积分{points}分,排名第1名({change}),"
-                         "将在{next_month}登上首屏轮播。请继续保持。")
-NO_FEATURE = "暂无(本月无站点获得积分)"
-CHANGE_NEW = "上月未参与排名"
-CHANGE = "上月第{rank}名,积分{delta}"
-PLAN_REMINDER = ("【活动计划提醒】{name}尚未发布{month}的活动。请在{month}1日前通过平台发布下月活动计划,"
-                 "发布后人才即可报名。")
-ACTIVITY_REMINDER = "【活动提醒】您报名的活动「{title}」将于{time}开始,请准时参加,到场后扫描活动码签到。"
-INVITATION = ("感谢您参加「{title}」!请直接回复数字1–5为本次活动打分(5分为非常满意),"
-              "也可在数字后附上意见。请在{deadline}前回复。")
-
 
 async def operators(session: AsyncSession, station_ids: list[int] | None = None) -> dict[int, list[str]]:
     """{station_id: [operator openids]} of active operators (all stations when `station_ids` is None)."""
@@ -200,16 +185,16 @@ async def month_close(session: AsyncSession, key: str, now: datetime) -> MonthCl
         previous = {r.standing.id: BoardRow(r.rank, r.standing.id, r.code, r.standing.name, r.points)
                     for r in prev_board}
     ops = await operators(session, [r.station_id for r in rows])
-    featured_name = top.standing.name if top else NO_FEATURE
+    featured_name = top.standing.name if top else texts.NO_FEATURE
     notified = 0
     for row in rows:
         before = previous.get(row.station_id)
         delta = row.points - before.points if before else 0
-        change = CHANGE.format(rank=before.rank, delta=f"{delta:+d}") if before else CHANGE_NEW
+        change = texts.CHANGE.format(rank=before.rank, delta=f"{delta:+d}") if before else texts.CHANGE_NEW
         words = {"name": row.name, "month": month_label(period.key), "points": row.points, "rank": row.rank,
                  "change": change, "next_month": month_label(nxt), "featured": featured_name}
         is_top = top is not None and top.standing.id == row.station_id
-        text = (MONTH_REPORT_FEATURED if is_top else MONTH_REPORT).format(**words)
+        text = (texts.MONTH_REPORT_FEATURED if is_top else texts.MONTH_REPORT).format(**words)
         payload = {"text": text, "template": "month_report",
                    "data": {"period": period.key, "rank": row.rank, "points": row.points,
                             "previous_rank": before.rank if before else None, "change": delta,
@@ -238,7 +223,7 @@ async def plan_reminders(session: AsyncSession, now: datetime) -> int:
     ops = await operators(session, [sid for sid, _ in stations])
     queued = 0
     for sid, name in stations:
-        text = PLAN_REMINDER.format(name=name, month=month_label(month))
+        text = texts.PLAN_REMINDER.format(name=name, month=month_label(month))
         for openid in ops.get(sid, []):
             queued += await outbox.add(session, f"plan:{sid}:{month}:{openid}", openid,
                                        {"text": text, "template": "plan_reminder", "data": {"month": month}})
@@ -266,7 +251,7 @@ async def activity_reminders(session: AsyncSession, now: datetime, before: timed
             .order_by(Talent.id))).all()
         keys = {tid: f"remind:{act.id}:{tid}" for tid, _ in talents}
         sent = await _existing_keys(session, list(keys.values()))
-        text = ACTIVITY_REMINDER.format(title=act.title, time=local_label(act.starts_at))
+        text = texts.ACTIVITY_REMINDER.format(title=act.title, time=local_label(act.starts_at))
         for tid, openid in talents:
             if openid is not None and keys[tid] not in sent:
                 out.queued += await outbox.add(session, keys[tid], openid, {
@@ -298,7 +283,7 @@ async def satisfaction_invitations(session: AsyncSession, now: datetime, redis: 
         talents = (await session.execute(select(Talent.id, Talent.openid).join(
             Attendance, Attendance.talent_id == Talent.id).where(
             Attendance.activity_id == act.id, Talent.openid.is_not(None)).order_by(Talent.id))).all()
-        text = INVITATION.format(title=act.title, deadline=local_label(deadline))
+        text = texts.INVITATION.format(title=act.title, deadline=local_label(deadline))
         for tid, openid in talents:
             if openid is None:
                 continue

@@ -27,6 +27,7 @@ from typing import Final
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scoring import texts
 from scoring.clock import utcnow
 from scoring.db import insert
 from scoring.models import Flag, Station, Visit
@@ -95,8 +96,9 @@ async def _multi_station(session: AsyncSession, visits: Sequence[Visit], limits:
             if missing:
                 codes.update({sid: code for sid, code in (await session.execute(
                     select(Station.id, Station.code).where(Station.id.in_(sorted(missing))))).all()})
-            names = "、".join(sorted(codes[s] for s in stations))
-            out[v.id] = (len(stations), f"{limits.multi_station_minutes}分钟内在{len(stations)}个不同站点打卡：{names}")
+            names = texts.LIST_SEP.join(sorted(codes[s] for s in stations))
+            out[v.id] = (len(stations), texts.FLAG_MULTI_STATION.format(
+                minutes=limits.multi_station_minutes, n=len(stations), codes=names))
     return out
 
 
@@ -121,8 +123,9 @@ async def _daily_volume(session: AsyncSession, visits: Sequence[Visit], limits: 
         limit = daily_threshold(history, limits)
         today = counts.get((sid, day), 0)
         if today > limit:
-            over[(sid, day)] = f"{day.isoformat()}打卡{today}次，超过阈值{limit:g}（近30日中位数的" \
-                               f"{limits.daily_median_factor}倍，至少{limits.daily_floor}次）"
+            over[(sid, day)] = texts.FLAG_DAILY_VOLUME.format(
+                day=day.isoformat(), count=today, limit=limit, factor=limits.daily_median_factor,
+                floor=limits.daily_floor)
     if not over:
         return {}
     marked = set((await session.execute(select(Flag.station_id, Visit.local_day).join(
