@@ -375,6 +375,19 @@ class Notification(Base):
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
 
 
+class DigestLine(Base):
+    """An entry a station got or lost (R1, R2, R4, a reversal), waiting for the hourly digest to its operators
+    (scoring/notify.py `send_digests`); one per entry, marked sent by the digest that told it."""
+
+    __tablename__ = "digest_lines"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("entries.id"), unique=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_digest_lines_pending", "sent_at", "created_at"),)
+
+
 class DeadLetter(Base):
     __tablename__ = "dead_letters"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -17,7 +17,14 @@ Rank changes on the month board (operators of the station):
 
 The notices that applied facts raise (scoring/facts/: data, no words) become outbox rows here (`send`):
 who they go to, and their texts (Chinese, for the people who read them): a redemption's pickup code or
-refusal, a hold on a station's visit, a void of a station's points.
+refusal, a hold on a visit (the station, the admins, the talent), a void (the station, the talent: what,
+why, the points taken back, the balance left).
+
+The hourly digest (`send_digests`, a cron job at minute 0): every entry a station gets or loses but R3's
+(R1, R2, R4, reversals) is recorded, in the transaction that wrote it, as a pending DigestLine (one per
+entry); each hour each station's operators get ONE message summing up the lines recorded before the hour
+began (outbox key `digest:{station}:{yyyymmddhh}:{openid}`, local hour of the run), and the lines are
+marked sent. A second run in the hour finds nothing pending; a line recorded later goes in the next hour's.
 """
 
 from __future__ import annotations
@@ -30,14 +37,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import live, outbox, periods
+from scoring import ledger, live, outbox, periods
 from scoring.clock import utcnow
-from scoring.db import transaction
+from scoring.db import insert, transaction
 from scoring.facts.common import Audience, Notice, NoticeKind, Refusal
-from scoring.models import Gift, Notification, Staff, Station, Talent, Visit
+from scoring.models import Activity, DigestLine, Entry, Gift, Notification, Staff, Station, Talent, Visit
 from scoring.periods import Period
 from scoring.ranking import Ranked
 
@@ -67,6 +74,27 @@ HOLD_ADMIN: Final = ("待审核：人才{talent}（{cert_no}）{minutes}分钟�
                      "（标记编号{flag_id}）。请核实后放行或作废。")
 VOIDED_OPERATOR: Final = ("通知：管理员已作废{station}的{n}笔积分，共{points}分（原因：{reason}），"
                           "榜单已同步更新。如有疑问请联系管理员。")
+
+HOLD_TALENT: Final = "您好，您在{station}的打卡正在核实中，核实后积分会自动到账，如有疑问请联系站点工作人员。"
+VOIDED_TALENT_VISIT: Final = ("您好，您{day}在{station}的打卡经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
+                              "当前积分为{balance}分。如有疑问请联系{station}工作人员。")
+VOIDED_TALENT: Final = ("您好，您的{n}笔积分经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
+                        "当前积分为{balance}分。如有疑问请联系站点工作人员。")
+DIGEST: Final = "本站（{station}）过去一小时积分变动：{lines}；合计{total:+d}分。发送「排名」可查看榜单。"
+DIGEST_SEP: Final = "；"
+DIGEST_LINES: Final = {
+    "R1": "活动「{title}」{amount:+d}（R1）",
+    "R2": "媒体报道「{title}」{amount:+d}（R2）",
+    "R4": "满意度调查 {amount:+d}（R4）",
+}
+DIGEST_VOID: Final = "作废 {amount:+d}（{what}，原因：{reason}）"
+DIGEST_VOID_WHAT: Final = {
+    "visit": "打卡 #{id}",
+    "activity": "活动「{title}」",
+    "media": "媒体报道「{title}」",
+    "survey": "满意度调查 #{id}",
+}
+DIGEST_OTHER: Final = "{rule} {amount:+d}"
 
 
 def month_label(key: str) -> str:
@@ -237,6 +265,9 @@ async def send(session: AsyncSession, notices: Iterable[Notice], *, admins: Iter
     words, the template data. Returns the keys of the rows that are new."""
     keys: list[str] = []
     for n in notices:
+        if n.kind is NoticeKind.ENTRY:  # a line of the station's hourly digest, not a message of its own
+            await _digest_line(session, n)
+            continue
         text, template, data = await _render(session, n)
         for key, openid in await _recipients(session, n, admins):
             if added := await tell(session, key, openid, text, template, data):
@@ -265,6 +296,8 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
                                        .where(Visit.id == d["visit_id"]))
         talent = await session.get(Talent, d["talent_id"])
         assert station is not None and talent is not None
+        if n.audience is Audience.TALENT:  # no fraud details for the talent: only where, and what to do
+            return HOLD_TALENT.format(station=station), "visit_held", {"station": station, "status": "held"}
         data: dict[str, Any] = {"flag_id": d["flag_id"], "station": station, "talent": talent.name,
                                 "detail": d["detail"]}
         if n.audience is Audience.STATION:
@@ -273,6 +306,8 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
             text = HOLD_ADMIN.format(talent=talent.name, cert_no=talent.cert_no, minutes=d["minutes"],
                                      n=d["stations"], flag_id=d["flag_id"])
         return text, "hold", data
+    if n.kind is NoticeKind.VOID and n.audience is Audience.TALENT:
+        return await _render_talent_void(session, n)
     if n.kind is NoticeKind.VOID:
         name = await session.scalar(select(Station.name).where(Station.id == n.account_id))
         data = {"void_id": d["void_id"], "station": name, "entries": d["entries"], "points": d["points"],
@@ -293,3 +328,88 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
         return REFUSED_STOCK.format(gift=gift.name), "redeem", data
     data["balance"] = d["balance"]
     return REFUSED_BALANCE.format(gift=gift.name, cost=d["cost"], balance=d["balance"]), "redeem", data
+
+
+async def _render_talent_void(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str, Any]]:
+    """A talent's void: what (their visit: where and when), why, the points taken back, the balance left."""
+    d = n.data
+    assert n.account_id is not None
+    points, balance = -int(d["points"] or 0), await ledger.talent_balance(session, n.account_id)
+    data: dict[str, Any] = {"void_id": d["void_id"], "points": points, "reason": d["reason"], "balance": balance}
+    visit = await session.get(Visit, d["visit_id"]) if d.get("visit_id") is not None else None
+    station = await session.scalar(select(Station.name).where(Station.id == visit.station_id)) \
+        if visit is not None else None
+    if visit is not None and station is not None:
+        day = f"{visit.local_day.month}月{visit.local_day.day}日"
+        data.update(station=station, visit_id=visit.id)
+        return VOIDED_TALENT_VISIT.format(day=day, station=station, reason=d["reason"], points=points,
+                                          balance=balance), "talent_void", data
+    return VOIDED_TALENT.format(n=d["entries"], reason=d["reason"], points=points, balance=balance), \
+        "talent_void", data
+
+
+# -- the hourly digest of a station's entries ---------------------------------------------------------------
+
+
+async def _digest_line(session: AsyncSession, n: Notice) -> None:
+    if n.account_id is None:
+        return
+    await session.execute(insert(session, DigestLine).values(
+        entry_id=n.data["entry_id"], station_id=n.account_id, created_at=utcnow(), sent_at=None,
+    ).on_conflict_do_nothing(index_elements=["entry_id"]))
+
+
+async def _digest_phrases(session: AsyncSession, entries: Sequence[Entry]) -> list[str]:
+    """One phrase per entry, in the given order."""
+    activity_ids = {e.fact_id for e in entries if e.fact_kind in ("activity", "media") and e.fact_id is not None}
+    titles: dict[int, str] = {i: t for i, t in (await session.execute(select(Activity.id, Activity.title).where(
+        Activity.id.in_(activity_ids)))).all()} if activity_ids else {}
+    phrases = []
+    for e in entries:
+        title = titles.get(e.fact_id or 0, "")
+        if e.reverses_id is not None:
+            what = DIGEST_VOID_WHAT.get(e.fact_kind, "#{id}").format(id=e.fact_id, title=title)
+            phrases.append(DIGEST_VOID.format(amount=e.amount, what=what, reason=e.reason or ""))
+        else:
+            rule = e.rule.split("@")[0]
+            phrases.append(DIGEST_LINES.get(rule, DIGEST_OTHER).format(title=title, amount=e.amount, rule=rule))
+    return phrases
+
+
+async def send_digests(session: AsyncSession, now: datetime | None = None) -> list[str]:
+    """Each station's pending digest lines recorded before the current hour began, as ONE message to each
+    of its active operators (key `digest:{station code}:{local yyyymmddhh}:{openid}`); the lines are marked
+    sent. Returns the keys of the new outbox rows. Run twice in an hour, the second run sends nothing; lines
+    of a station with no operator are marked sent too (nobody to tell)."""
+    now = now or utcnow()
+    cutoff = now.replace(minute=0, second=0, microsecond=0)  # Asia/Shanghai's hours begin with UTC's
+    hour = periods.to_local(now).strftime("%Y%m%d%H")
+    rows = (await session.execute(select(DigestLine.id, DigestLine.station_id, Entry).join(
+        Entry, Entry.id == DigestLine.entry_id).where(DigestLine.sent_at.is_(None), DigestLine.created_at < cutoff)
+        .order_by(DigestLine.station_id, Entry.id))).all()
+    if not rows:
+        return []
+    per_station: dict[int, list[tuple[int, Entry]]] = defaultdict(list)
+    for line_id, station_id, entry in rows:
+        per_station[station_id].append((line_id, entry))
+    recipients = await operators(session, per_station)
+    stations = {st.id: st for st in (await session.scalars(select(Station).where(
+        Station.id.in_(list(per_station))))).all()}
+    keys: list[str] = []
+    done: list[int] = []
+    for sid, lines in sorted(per_station.items()):
+        entries = [e for _, e in lines]
+        st, total = stations[sid], sum(e.amount for e in entries)
+        text = DIGEST.format(station=st.name, lines=DIGEST_SEP.join(await _digest_phrases(session, entries)),
+                             total=total)
+        data = {"station": st.name, "code": st.code, "hour": hour, "lines": len(entries), "points": total}
+        added = [key for openid in recipients.get(sid, []) if (key := await tell(
+            session, f"digest:{st.code}:{hour}:{openid}", openid, text, "digest", data))]
+        keys += added
+        if added or not recipients.get(sid):
+            done += [line_id for line_id, _ in lines]
+        # else: this hour's digest went already (another run); these lines go in the next hour's
+    if done:
+        await session.execute(update(DigestLine).where(DigestLine.id.in_(done), DigestLine.sent_at.is_(None))
+                              .values(sent_at=now).execution_options(synchronize_session=False))
+    return keys

@@ -12,6 +12,9 @@ deterministic keys, MonthClose's primary key, the activities' work markers).
   admins are told once (per revision).
 - plan reminders: day 25 at 09:00 (not at midnight: people read them).
 - activity reminders and satisfaction invitations: every minute.
+- station digests: every hour at minute 0, each station's operators get one message summing up the entries
+  (R1, R2, R4, voids) the station got or lost before the hour (scoring.notify.send_digests; the outbox key
+  per station, hour and operator and the lines marked sent make a second run send nothing).
 - services: every minute, booking reminders (BOOKING_REMINDER_MINUTES ahead), bookings settled as kept or
   no-show an hour after their slot, consultations escalated (CONSULTATION_ESCALATE_HOURS working hours).
 """
@@ -25,7 +28,7 @@ from typing import Any
 from arq import cron
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import bookings, calendar, consultations, rating
+from scoring import bookings, calendar, consultations, notify, rating
 from scoring.bookings import Settled
 from scoring.calendar import CloseRefused, MonthClosed, Sent
 from scoring.clock import utcnow
@@ -85,6 +88,15 @@ async def invite_attendees(sessions: Sessions, redis: Any, now: datetime) -> Sen
         return await calendar.satisfaction_invitations(s, now, redis)
 
 
+async def send_digests(sessions: Sessions, now: datetime) -> int:
+    """The stations' hourly digests; returns how many messages were queued."""
+    async with transaction(sessions) as s:
+        keys = await notify.send_digests(s, now)
+    if keys:
+        log.info("station digests: %d messages", len(keys))
+    return len(keys)
+
+
 # -- arq cron wrappers ---------------------------------------------------------------------------------------
 async def cron_month_close(ctx: dict[str, Any]) -> None:
     await close_previous_month(ctx["sessions"], utcnow())
@@ -96,6 +108,10 @@ async def cron_rating_preview(ctx: dict[str, Any]) -> None:
 
 async def cron_plan_reminders(ctx: dict[str, Any]) -> None:
     await remind_plans(ctx["sessions"], utcnow())
+
+
+async def cron_digests(ctx: dict[str, Any]) -> None:
+    await send_digests(ctx["sessions"], utcnow())
 
 
 async def cron_activity_reminders(ctx: dict[str, Any]) -> None:
@@ -131,6 +147,7 @@ CRON = [
     cron(cron_month_close, name="calendar:month_close", minute=0, timeout=600),
     cron(cron_rating_preview, name="calendar:rating_preview", hour=1, minute=0, timeout=600),
     cron(cron_plan_reminders, name="calendar:plan_reminders", day=25, hour=9, minute=0, timeout=600),
+    cron(cron_digests, name="calendar:digests", minute=0, timeout=300),
     cron(cron_activity_reminders, name="calendar:activity_reminders", timeout=55),
     cron(cron_invitations, name="calendar:invitations", timeout=55),
     cron(cron_services, name="calendar:services", timeout=55),

@@ -25,7 +25,7 @@ from scoring import ledger
 from scoring.clock import utcnow
 from scoring.dead_letters import blocks
 from scoring.facts import attendance
-from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused
+from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused, station_entries
 from scoring.ledger import Draft
 from scoring.models import Activity, Entry, PublicityReport
 from scoring.rules import RULES
@@ -78,7 +78,8 @@ async def apply(session: AsyncSession, activity_id: int, params: Params = DEFAUL
     posted = await ledger.post(session, [Draft(
         key=host_key(activity.id), amount=r.station, rule=r.tag, fact_kind=KIND, fact_id=activity.id,
         occurred_at=activity.ends_at, station_id=activity.station_id)])
-    return Applied(await ledger.entries_of(session, KIND, [activity.id]), written=len(posted.written))
+    entries = await ledger.entries_of(session, KIND, [activity.id])
+    return Applied(entries, station_entries(entries, posted.written), written=len(posted.written))
 
 
 async def unapplied(session: AsyncSession, *, cutoff: datetime, now: datetime, params: Params = DEFAULT,

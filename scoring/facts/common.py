@@ -15,7 +15,7 @@ rules read, and the job that applies it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -56,6 +56,7 @@ class NoticeKind(StrEnum):
     VOID = "void"  # points taken back (data: void_id, entries, points, reason)
     REDEEMED = "redeemed"  # a gift redeemed (data: redemption_id, gift_id, cost, pickup_code)
     REDEEM_REFUSED = "redeem_refused"  # a redemption refused (data: redemption_id, gift_id, cost, reason, balance)
+    ENTRY = "entry"  # a station got or lost points (data: entry_id): a line of its operators' hourly digest
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,16 @@ class Refused:
 
 
 Outcome = Applied | Refused
+
+
+def station_entries(entries: Iterable[Entry], written: Iterable[str]) -> tuple[Notice, ...]:
+    """An ENTRY notice (a line of the station's hourly digest) per station entry this call wrote (keys in
+    `written`) but R3's: R1, R2, R4 and reversals (R3's visits are too many; the rank-change notices cover
+    them). Raised in the transaction that writes the entry, so once; the line is keyed by the entry too."""
+    new = set(written)
+    return tuple(Notice(NoticeKind.ENTRY, Audience.STATION, e.station_id, f"entry:{e.id}", {"entry_id": e.id})
+                 for e in entries
+                 if e.key in new and e.station_id is not None and e.rule.split("@")[0] != "R3")
 
 
 @dataclass(frozen=True)

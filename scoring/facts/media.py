@@ -27,7 +27,7 @@ from scoring import ledger
 from scoring.clock import utcnow
 from scoring.db import lock
 from scoring.dead_letters import blocks
-from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused
+from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused, station_entries
 from scoring.ledger import Draft
 from scoring.models import Activity, Entry, MediaReport
 from scoring.rules import MEDIA_LEVELS, RULES, media_points
@@ -81,18 +81,18 @@ async def apply(session: AsyncSession, activity_id: int, params: Params = DEFAUL
     for report in (await session.scalars(select(MediaReport).where(
             MediaReport.activity_id == activity_id, MediaReport.applied_at.is_(None)))).all():
         report.applied_at = now
-    written = 0
+    written: list[str] = []
     if o.best is not None and o.difference > 0:
         level, uploaded = o.best
         r = RULES["R2"]
         posted = await ledger.post(session, [Draft(
             key=f"{KIND}:{activity_id}:{level}:v{o.reversals}", amount=o.difference, rule=r.tag, fact_kind=KIND,
             fact_id=activity_id, occurred_at=max(uploaded, activity.ends_at), station_id=activity.station_id)])
-        written = len(posted.written)
+        written = list(posted.written)
     entries = await ledger.entries_of(session, KIND, [activity_id])
     if not entries:
         return Refused(Refusal.NOTHING_TO_PAY)
-    return Applied(entries, written=written)
+    return Applied(entries, station_entries(entries, written), written=len(written))
 
 
 async def unapplied(session: AsyncSession, *, cutoff: datetime, now: datetime, params: Params = DEFAULT,

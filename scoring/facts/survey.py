@@ -23,7 +23,7 @@ from scoring import ledger, periods
 from scoring.clock import utcnow
 from scoring.db import lock
 from scoring.dead_letters import blocks
-from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused
+from scoring.facts.common import DEFAULT, Applied, Job, Params, Refusal, Refused, station_entries
 from scoring.ledger import Draft
 from scoring.models import Entry, Station, SurveyResult
 from scoring.rules import RULES, SURVEY_CAP
@@ -73,7 +73,8 @@ async def apply(session: AsyncSession, survey_id: int, params: Params = DEFAULT,
         fact_kind=KIND, fact_id=survey.id, occurred_at=occurred_at(survey.year, now), station_id=survey.station_id,
         actor=survey.entered_by, reason=survey.reason)])
     survey.status, survey.applied_at = "applied", now
-    return Applied(await ledger.entries_of(session, KIND, [survey.id]), written=len(posted.written))
+    entries = await ledger.entries_of(session, KIND, [survey.id])
+    return Applied(entries, station_entries(entries, posted.written), written=len(posted.written))
 
 
 async def unapplied(session: AsyncSession, *, cutoff: datetime, now: datetime, params: Params = DEFAULT,

@@ -8,7 +8,8 @@ station, local calendar day).
   that slipped through twice still earns once.
 - **On the way in** (`apply_batch`): a visit is screened by the fraud rules (scoring/fraud.py); a held
   visit earns nothing until an admin releases the hold (then it is credited unscreened) or voids it; a
-  visit voided before it was applied earns nothing. The hold is told to the station and the admins.
+  visit voided before it was applied earns nothing. The hold is told to the station, the admins and the
+  talent (who was told "打卡成功": the points come once the check is done).
 - **Batches**: the worker's `apply(visit)` takes its visit and up to BATCH - 1 other pending visits into
   one transaction (one commit, a few statements for all of them: the hot path); `apply` is the same for
   one visit. `credit` posts the entries of visits that passed screening (the rule alone; the benchmarks
@@ -205,7 +206,8 @@ def _hold_notices(flag_id: int, visit: Visit, stations: int, detail: str, params
         "flag_id": flag_id, "visit_id": visit.id, "talent_id": visit.talent_id, "stations": stations,
         "minutes": params.fraud.multi_station_minutes, "detail": detail}
     return [Notice(NoticeKind.HOLD, Audience.STATION, visit.station_id, f"hold:{flag_id}", data),
-            Notice(NoticeKind.HOLD, Audience.ADMINS, None, f"hold:{flag_id}", data)]
+            Notice(NoticeKind.HOLD, Audience.ADMINS, None, f"hold:{flag_id}", data),
+            Notice(NoticeKind.HOLD, Audience.TALENT, visit.talent_id, f"talent-hold:{flag_id}", data)]
 
 
 async def apply(session: AsyncSession, visit_id: int, params: Params = DEFAULT, *,

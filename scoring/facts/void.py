@@ -10,7 +10,9 @@ Targets: an entry, a visit, a held visit's flag, an activity (R1 and R2), a medi
   was paid than that, R2's entries are reversed and R2 pays the rest again.
 - **Twice changes nothing**: the reversal keys are unique and a reversal is never reversed; the admin's
   `作废` refuses a second void of a target (scoring/admin.py), and applying a void again writes nothing.
-- **The station is told** (per station: how many entries, how many points, the reason).
+- **The station is told** (per station: how many entries, how many points, the reason; each reversal is
+  also a line of its hourly digest), **and so is the talent** (what was voided, why, the points taken back,
+  the balance left, whom to ask).
 
 Decision: a void may leave a talent's balance below zero. The ledger must tell the truth, so a void
 always reverses everything its target produced, even points the talent has spent already on a gift
@@ -36,7 +38,18 @@ from scoring.dead_letters import blocks
 from scoring.facts import activity as activity_fact
 from scoring.facts import media
 from scoring.facts import visit as visit_fact
-from scoring.facts.common import DEFAULT, Applied, Audience, Job, Notice, NoticeKind, Params, Refusal, Refused
+from scoring.facts.common import (
+    DEFAULT,
+    Applied,
+    Audience,
+    Job,
+    Notice,
+    NoticeKind,
+    Params,
+    Refusal,
+    Refused,
+    station_entries,
+)
 from scoring.models import Activity, Entry, Flag, MediaReport, Visit, Void
 
 KIND: Final = "void"
@@ -97,28 +110,42 @@ async def apply(session: AsyncSession, void_id: int, params: Params = DEFAULT, *
     originals, repay = await _targets(session, void, now)
     posted = await ledger.reverse(session, originals, actor=void.actor, reason=void.reason)
     entries = await ledger.reversals_of(session, originals)
+    repaid_notices: tuple[Notice, ...] = ()
     if repay is not None:  # R2 pays the best report still standing (a new entry, or nothing)
         repaid = await media.apply(session, repay, params, now=now)
         if isinstance(repaid, Applied):  # its new entry (the others are reversed here or stay as they were)
             known = {e.id for e in entries} | set(originals)
             entries += [e for e in repaid.entries if e.id not in known]
+            repaid_notices = repaid.notices
     void.applied_at = void.applied_at or now
     if not entries:
         return Refused(Refusal.NOTHING_TO_REVERSE)
     new = set(posted.written)
     written = [e for e in entries if e.key in new]
-    return Applied(entries, _notices(void, written), written=len(written))
+    return Applied(entries, _notices(void, written) + station_entries(written, new) + repaid_notices,
+                   written=len(written))
 
 
 def _notices(void: Void, reversals: Sequence[Entry]) -> tuple[Notice, ...]:
-    """One notice per station that lost points by this void (a talent's own are a later step's)."""
+    """One notice per station that lost points by this void, and one per talent (what was voided, why, the
+    points taken back; scoring/notify.py adds the resulting balance). The stations' entries also go into
+    their hourly digest (`station_entries`)."""
     per_station: dict[int, list[int]] = defaultdict(list)
+    per_talent: dict[int, list[Entry]] = defaultdict(list)
     for e in reversals:
         if e.station_id is not None:
             per_station[e.station_id].append(e.amount)
-    return tuple(Notice(NoticeKind.VOID, Audience.STATION, sid, f"void:{void.id}:{sid}",
-                        {"void_id": void.id, "entries": len(amounts), "points": sum(amounts), "reason": void.reason})
-                 for sid, amounts in sorted(per_station.items()))
+        if e.talent_id is not None:
+            per_talent[e.talent_id].append(e)
+    stations = tuple(Notice(NoticeKind.VOID, Audience.STATION, sid, f"void:{void.id}:{sid}",
+                            {"void_id": void.id, "entries": len(amounts), "points": sum(amounts),
+                             "reason": void.reason})
+                     for sid, amounts in sorted(per_station.items()))
+    talents = tuple(Notice(NoticeKind.VOID, Audience.TALENT, tid, f"talent-void:{void.id}:{tid}", {
+        "void_id": void.id, "entries": len(es), "points": sum(e.amount for e in es), "reason": void.reason,
+        "visit_id": next((e.fact_id for e in es if e.fact_kind == visit_fact.KIND), None)})
+        for tid, es in sorted(per_talent.items()))
+    return stations + talents
 
 
 async def unapplied(session: AsyncSession, *, cutoff: datetime, now: datetime, params: Params = DEFAULT,

@@ -228,7 +228,8 @@ async def test_r3_a_held_visit_waits_and_a_released_one_is_credited(sessions: Se
     held = await run(sessions, visit, vs[2].id)
     assert isinstance(held, Refused) and held.reason is Refusal.HELD
     assert [(n.kind, n.audience, n.account_id) for n in held.notices] == [
-        (NoticeKind.HOLD, Audience.STATION, sts[2].id), (NoticeKind.HOLD, Audience.ADMINS, None)]
+        (NoticeKind.HOLD, Audience.STATION, sts[2].id), (NoticeKind.HOLD, Audience.ADMINS, None),
+        (NoticeKind.HOLD, Audience.TALENT, t.id)]
     async with sessions() as s:
         assert await visit.unapplied(s, cutoff=AFTER, now=AFTER) == []  # held: not the sweeper's
         flag = (await s.scalars(select(Flag))).one()
@@ -332,7 +333,7 @@ async def test_v_void_reverses_every_entry_and_twice_changes_nothing(sessions: S
                 assert original is not None and (e.amount, e.occurred_at, e.fact_kind, e.fact_id) == (
                     -original.amount, original.occurred_at, original.fact_kind, original.fact_id)
                 assert (e.rule, e.key, e.actor, e.reason) == ("V@1", f"void:{original.id}", "admin-1", "弄虚作假")
-        told = [n for n in out.notices if n.audience is Audience.STATION]
+        told = [n for n in out.notices if n.audience is Audience.STATION and n.kind is NoticeKind.VOID]
         assert [(n.kind, n.account_id, n.data["points"]) for n in told] == [
             (NoticeKind.VOID, sid, station_lost)]
         again = await run(sessions, void, vid, now=AFTER + timedelta(hours=1))
