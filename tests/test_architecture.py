@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -170,3 +171,84 @@ def test_only_the_rules_write_entries() -> None:
                     and isinstance(node.value, ast.Name) and node.value.id == "ledger":
                 offences.append(f"{rel}:{node.lineno} ledger.{node.attr}")
     assert offences == []
+
+
+# -- Every sentence a person reads is in a texts module (issue 10) -----------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+TEXTS_MODULES = {"bot/texts.py", "web/texts.py", "scoring/texts.py"}
+SCANNED = ("scoring", "bot", "worker", "web", "talenthome")
+MOVES = "sentences to move to the audience's texts module"
+NOTICES = "moves with the notices step (hold/void notices, station digest; another change in flight)"
+# path -> (most CJK literals allowed, or None for data of any size; reason). A sentence-holding file has a
+# ceiling, so a NEW sentence fails here; lower the ceiling (or drop the line) as sentences move out.
+CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
+    # data: names, categories, districts, column headers, demo content
+    "scoring/rules.py": (None, "data: media levels (中央, 省级, 市级, ...) the operator types"),
+    "scoring/imports.py": (None, "data: station kinds and types, city-wide words in imported files"),
+    "scoring/services.py": (None, "data: the words of the service-list import (全市, 可预约, ...)"),
+    "scoring/exports.py": (None, "data: Excel sheet titles and column headers"),
+    "talenthome/demo.py": (None, "data: the demo city (stations, talents, activities)"),
+    "talenthome/demo_services.py": (None, "data: the demo city's service lists"),
+    "talenthome/commands/demo.py": (None, "data: the demo's scripted messages"),
+    "talenthome/commands/data.py": (None, "data: imports and sample files of the shell"),
+    "talenthome/commands/gifts.py": (None, "data: the shell's gift catalogue commands and samples"),
+    # input patterns: what people type, not what they read
+    "scoring/accounts.py": (1, "input pattern: the middle dots of a name"),
+    "scoring/satisfaction.py": (2, "input pattern of a 1-5 answer; '无' as an empty comment"),
+    "bot/handlers/survey.py": (1, "input pattern of a 1-5 answer"),
+    "bot/router.py": (2, "the word 扫码 the router prefixes to a scan"),
+    # the shell's own output and help (an operator of the system reads them, in a terminal)
+    "talenthome/commands/admin.py": (2, "shell: help example and the 导出 word it dispatches"),
+    "talenthome/commands/boards.py": (1, "shell: the audit row's command text"),
+    "talenthome/commands/calendar.py": (1, "shell: the audit row's command text"),
+    "talenthome/commands/service.py": (1, "shell: start-up help"),
+    "talenthome/commands/services.py": (6, "shell: import summary; " + MOVES),
+    "talenthome/commands/tools.py": (2, "shell: the local chat's help and prompt"),
+    # sentences still outside a texts module
+    "scoring/notify.py": (None, NOTICES),
+    "scoring/rating.py": (16, MOVES + " (the rating's notices)"),
+    "scoring/bookings.py": (11, MOVES + " (booking reminder, date words and patterns)"),
+    "scoring/consultations.py": (4, MOVES + " (escalation notices)"),
+    "web/api.py": (1, MOVES + " (web/texts.py: the 503 message)"),
+    "web/api_services.py": (13, MOVES + " (web/texts.py: booking refusals and the new-booking notice)"),
+    "bot/handlers/account.py": (2, MOVES + " (a date label)"),
+    "bot/handlers/signup.py": (6, MOVES + " (date labels, a separator)"),
+    "bot/handlers/visit.py": (1, MOVES),
+    "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
+}
+
+
+def _cjk_literals(path: pathlib.Path) -> list[int]:
+    """Line numbers of str constants holding CJK, leaving out docstrings and the words a router registers
+    (decorator arguments: `@router.word("发布活动", ...)` is routing, not a sentence)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            skip.update(id(n) for d in node.decorator_list for n in ast.walk(d))
+    return sorted(n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                  and id(n) not in skip and CJK.search(n.value))
+
+
+def test_only_texts_modules_hold_sentences() -> None:
+    """CJK string literals live in the texts modules (one per audience), in tests, and in the listed data
+    modules; a new sentence anywhere else, or one more in a listed file, fails here."""
+    offences, stale = [], []
+    for path in _py_files(*SCANNED):
+        rel = str(path.relative_to(ROOT))
+        if rel in TEXTS_MODULES:
+            continue
+        lines = _cjk_literals(path)
+        limit, _reason = CJK_ALLOWED.get(rel, (0, ""))
+        if limit is not None and len(lines) > limit:
+            offences.append(f"{rel}: {len(lines)} CJK literals (allowed {limit}), lines {lines}")
+        if rel in CJK_ALLOWED and not lines:
+            stale.append(rel)
+    stale += [p for p in CJK_ALLOWED if not (ROOT / p).exists()]
+    assert offences == [], "move these sentences to a texts module (bot/texts.py, web/texts.py, scoring/texts.py)"
+    assert stale == [], "these hold no CJK literal any more: drop them from CJK_ALLOWED"
