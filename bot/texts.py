@@ -487,3 +487,8 @@ AD_NONE = "无"
 AD_EMPTY = "（空）"
 AD_RATE_DELISTED = "摘牌：{codes}。"
 AD_GIFT_RETIRED_SUFFIX = "，已下架"
+# dates as people read them (bot/handlers/account.py, signup.py), and a scan's station when it has no name
+DAY_LABEL = "{month}月{day}日"
+DAY_TIME_LABEL = "{month}月{day}日 {time}"
+UNTIL_LABEL = " 至 {when}"
+VISIT_THIS_STATION = "该站点"

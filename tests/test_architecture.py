@@ -212,9 +212,6 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "scoring/consultations.py": (4, MOVES + " (escalation notices)"),
     "web/api.py": (1, MOVES + " (web/texts.py: the 503 message)"),
     "web/api_services.py": (13, MOVES + " (web/texts.py: booking refusals and the new-booking notice)"),
-    "bot/handlers/account.py": (2, MOVES + " (a date label)"),
-    "bot/handlers/signup.py": (6, MOVES + " (date labels, a separator)"),
-    "bot/handlers/visit.py": (1, MOVES),
     "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
 }
 

@@ -86,8 +86,8 @@ async def points(ctx: Context, rest: str) -> str:
         out.append(texts.POINTS_RECENT)
         for line in lines:
             local = to_local(line.occurred_at)
-            out.append(texts.POINTS_LINE.format(date=f"{local.month}月{local.day}日", amount=line.amount,
-                                                what=entry_words(line)))
+            day = texts.DAY_LABEL.format(month=local.month, day=local.day)
+            out.append(texts.POINTS_LINE.format(date=day, amount=line.amount, what=entry_words(line)))
     else:
         out.append(texts.POINTS_EMPTY)
     out.append(texts.POINTS_FOOT)

@@ -18,10 +18,11 @@ router = Router("signup")
 def when(starts_at: datetime, ends_at: datetime | None = None) -> str:
     """Local time as people read it: 12月5日 14:00-16:00 (the end's date too when another day)."""
     s = to_local(starts_at)
-    out = f"{s.month}月{s.day}日 {s:%H:%M}"
+    out = texts.DAY_TIME_LABEL.format(month=s.month, day=s.day, time=f"{s:%H:%M}")
     if ends_at is not None:
         e = to_local(ends_at)
-        out += f"-{e:%H:%M}" if e.date() == s.date() else f" 至 {e.month}月{e.day}日 {e:%H:%M}"
+        out += f"-{e:%H:%M}" if e.date() == s.date() else texts.UNTIL_LABEL.format(
+            when=texts.DAY_TIME_LABEL.format(month=e.month, day=e.day, time=f"{e:%H:%M}"))
     return out
 
 
@@ -52,7 +53,7 @@ async def activities(ctx: Context, rest: str) -> str:
     lines += [texts.ACTIVITY_LINE.format(id=a.id, title=a.title, station=a.station, when=when(a.starts_at, a.ends_at),
                                          seats=seats(a)) for a in found.items]
     if mine:
-        lines.append(texts.ACTIVITIES_MINE.format(ids="、".join(f"#{a.id}" for a in mine)))
+        lines.append(texts.ACTIVITIES_MINE.format(ids=texts.LIST_SEP.join(f"#{a.id}" for a in mine)))
     lines.append(texts.ACTIVITIES_FOOT.format(example=found.items[0].id))
     if found.page < found.pages:
         lines.append(texts.ACTIVITIES_NEXT.format(page=found.page + 1))

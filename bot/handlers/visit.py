@@ -36,7 +36,7 @@ def credit_text(settings: Settings, station: str) -> str:
 def rejected_text(settings: Settings, reason: visits.Reason, *, station: str = "", title: str = "",
                   start: str = "") -> str:
     return texts.VISIT_REJECTED[reason.value].format(
-        station=station or "该站点", title=title, start=start,
+        station=station or texts.VISIT_THIS_STATION, title=title, start=start,
         minutes=max(1, settings.station_code_rotation_s // 60))
 
 
