@@ -210,8 +210,6 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "scoring/rating.py": (16, MOVES + " (the rating's notices)"),
     "scoring/bookings.py": (11, MOVES + " (booking reminder, date words and patterns)"),
     "scoring/consultations.py": (4, MOVES + " (escalation notices)"),
-    "web/api.py": (1, MOVES + " (web/texts.py: the 503 message)"),
-    "web/api_services.py": (13, MOVES + " (web/texts.py: booking refusals and the new-booking notice)"),
     "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
 }
 

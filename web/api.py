@@ -174,7 +174,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("api %s %s failed", request.method, request.path)
-        return web.json_response({"error": {"code": "internal", "message": "服务暂时不可用，请稍后再试。"}},
+        return web.json_response({"error": {"code": "internal", "message": texts.ERRORS["internal"]}},
                                  status=500, dumps=_dumps)
 
 

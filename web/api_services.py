@@ -28,21 +28,7 @@ from web.deps import deps
 
 MAX_AGE: Final = 60
 
-# Messages of this area's errors (the bot's words for the same refusals are in bot/texts.py).
-MESSAGES: Final = {
-    "service_not_found": "该站点没有这个服务项目。",
-    "booking_not_found": "没有找到您的预约 #{id}。",
-    "delisted": "该站点已摘牌，暂不接受预约。",
-    "not_bookable": "这个服务项目不需要预约，可直接到站办理。",
-    "bad_slot": "请选择整点时段，{first}:00 至 {last}:00。",
-    "past": "这个时段已过，请选择之后的时段。",
-    "too_far": "最多可预约 {limit} 天内的时段。",
-    "full": "这个时段已约满，请换一个时段。",
-    "already": "您已预约了这个时段。",
-    "too_many": "您已有 {limit} 个未完成的预约，请先完成或取消后再预约。",
-    "started": "预约 #{id} 的时段已开始，无法取消。",
-    "not_open": "预约 #{id} 已取消或已结束。",
-}
+MESSAGES: Final = texts.BOOKING_ERRORS
 STATUS: Final = {"station_not_found": 404, "service_not_found": 404, "booking_not_found": 404, "bad_slot": 400}
 CODES: Final = {bookings.BookingRefusal.NO_STATION: "station_not_found",
                 bookings.BookingRefusal.NO_SERVICE: "service_not_found",
@@ -156,8 +142,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
     return private({"id": booking_id, "cancelled": True})
 
 
-# The operators' alert, as the bot's (bot/texts.py OP_NEW_BOOKING; web/ may not import bot/).
-ALERT: Final = "【新预约】{name} 预约了 {time} 到站{service}（预约号 #{id}），该时段已约 {taken}/{cap} 人。"
+ALERT: Final = texts.OP_NEW_BOOKING
 
 
 def setup(app: web.Application) -> None:

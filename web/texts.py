@@ -19,6 +19,7 @@ ERRORS: dict[str, str] = {
     "bad_state": "登录已失效，请重新打开页面。",
     "method_not_allowed": "不支持这种请求方式。",
     "too_large": "请求内容太大。",
+    "internal": "服务暂时不可用，请稍后再试。",
     "bad_content_type": "请求内容须为 JSON（Content-Type: application/json）。",
     # Sign-up refusals (scoring.signups.SignupRefusal), as the bot words them.
     "closed": "活动 #{id} 已开始或已结束，报名和取消都已截止。",
@@ -183,3 +184,22 @@ KIND_NAMES: dict[str, str] = {"home": "人才之家", "community": "人才社区
 
 RULE_NAMES: dict[str, str] = {"R1": "活动积分", "R2": "媒体报道", "R3": "打卡积分", "R4": "满意度调查",
                               "V": "撤销冲正", "G": "礼品兑换"}
+
+# Booking errors of web/api_services.py (the bot's words for the same refusals are in bot/texts.py).
+BOOKING_ERRORS: dict[str, str] = {
+    "service_not_found": "该站点没有这个服务项目。",
+    "booking_not_found": "没有找到您的预约 #{id}。",
+    "delisted": "该站点已摘牌，暂不接受预约。",
+    "not_bookable": "这个服务项目不需要预约，可直接到站办理。",
+    "bad_slot": "请选择整点时段，{first}:00 至 {last}:00。",
+    "past": "这个时段已过，请选择之后的时段。",
+    "too_far": "最多可预约 {limit} 天内的时段。",
+    "full": "这个时段已约满，请换一个时段。",
+    "already": "您已预约了这个时段。",
+    "too_many": "您已有 {limit} 个未完成的预约，请先完成或取消后再预约。",
+    "started": "预约 #{id} 的时段已开始，无法取消。",
+    "not_open": "预约 #{id} 已取消或已结束。",
+}
+# The operators' alert of a booking made in the window, as the bot's (bot/texts.py OP_NEW_BOOKING; web/ may not
+# import bot/).
+OP_NEW_BOOKING = "【新预约】{name} 预约了 {time} 到站{service}（预约号 #{id}），该时段已约 {taken}/{cap} 人。"
