@@ -53,7 +53,7 @@ from typing import Literal
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox
+from scoring import outbox, texts
 from scoring.boards import extension_days, station_board, station_year_sums
 from scoring.calendar import operators
 from scoring.clock import utcnow
@@ -65,29 +65,6 @@ from scoring.settings import Settings
 STATION_TYPES = ("comprehensive", "industry", "professional", "service")
 MIN_STARS, MAX_STARS = 1, 5
 DELIST_STREAK = 2
-
-# -- Texts people read ------------------------------------------------------------------------------------
-PROMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,"
-            "星级由{before}星晋升为{after}星。祝贺!请继续保持。")
-KEPT_TOP = "【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,继续保持五星。祝贺!请继续保持。"
-DEMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级由{before}星降为{after}星。"
-           "请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
-DEMOTED_AT_ONE = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级保持一星,"
-                  "但计为一次降星。请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
-DELISTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,连续两年降星,依规予以摘牌。"
-            "站点码已停用,如有疑问请联系市人才发展促进会。")
-TOP_SUBSIDY = "已列入{year}年度补助名单(每家不超过{amount}元),请留意主管部门通知。"
-NEW_SUBSIDY = ("【运作经费补助】{name}为{year}年度新认定的市级{kind},已列入运作经费补助名单({amount}元),"
-               "请留意主管部门通知。")
-KIND_WORDS = {"home": "人才之家", "community": "人才社区"}
-ADMIN_CONFIRMED = ("【年度评星】{year}年度评星已由{actor}确认:晋升{up}家、降星{down}家、摘牌{delisted}家;"
-                   "补助名单{subsidies}家,合计{total}元。详情请用命令 talenthome rate {year} 查看。")
-ADMIN_PREVIEW = ("【年度评星】{year}年度评星预览已生成:晋升{up}家、降星{down}家、摘牌{delisted}家;"
-                 "补助名单{subsidies}家,合计{total}元。请核对后用命令 talenthome rate {year} --confirm 确认。")
-REVERSED = "【年度评星】{name}{year}年度评星结果已撤销,星级恢复为{stars}星{status}。重新评定后将另行通知。"
-REVERSED_RELISTED = ",站点恢复运营"
-ADMIN_REVERSED = "【年度评星】{year}年度评星已由{actor}撤销,站点星级与状态已恢复。如需重新评定,请再次预览并确认。"
-
 
 class RatingRefusal(StrEnum):
     BAD_YEAR = "bad_year"
@@ -300,16 +277,19 @@ def operator_text(line: Line, year: int) -> str | None:
     words = {"name": line.name, "year": year, "points": line.points, "rank": line.rank,
              "before": line.stars_before, "after": line.stars_after}
     if line.rank is None:
-        return NEW_SUBSIDY.format(kind=KIND_WORDS.get(line.kind, "人才之家"), amount=line.subsidy_cny, **words) \
+        kind = texts.RATING_KIND_WORDS.get(line.kind, texts.RATING_KIND_WORDS["home"])
+        return texts.RATING_NEW_SUBSIDY.format(kind=kind, amount=line.subsidy_cny, **words) \
             if line.subsidy_cny else None
     if line.delisted:
-        return DELISTED.format(**words)
+        return texts.RATING_DELISTED.format(**words)
     if line.move == "down":
-        return (DEMOTED if line.stars_after < line.stars_before else DEMOTED_AT_ONE).format(**words)
+        demoted = texts.RATING_DEMOTED if line.stars_after < line.stars_before else texts.RATING_DEMOTED_AT_ONE
+        return demoted.format(**words)
     if line.move == "up":
-        text = (PROMOTED if line.stars_after > line.stars_before else KEPT_TOP).format(**words)
+        promoted = texts.RATING_PROMOTED if line.stars_after > line.stars_before else texts.RATING_KEPT_TOP
+        text = promoted.format(**words)
         if line.subsidy_cny:
-            text += TOP_SUBSIDY.format(year=year, amount=line.subsidy_cny)
+            text += texts.RATING_TOP_SUBSIDY.format(year=year, amount=line.subsidy_cny)
         return text
     return None
 
@@ -347,7 +327,7 @@ async def confirm(
         st.stars, st.demotion_streak = x.stars_after, x.streak_after
         if x.delisted:
             st.status, st.delisted_at = "delisted", now
-            st.delisted_reason = f"{year}年度评星位列后10%,连续两年降星(摘牌)"
+            st.delisted_reason = texts.RATING_DELISTED_REASON.format(year=year)
     run.status, run.confirmed_at, run.confirmed_by = "confirmed", now, actor
     outcome = Outcome(year, "confirmed", run.revision, stored.lines)
     notified = 0
@@ -362,7 +342,7 @@ async def confirm(
         for openid in ops.get(x.station_id, []):
             notified += await outbox.add(session, f"rating:{year}:r{run.revision}:{x.station_id}:{openid}",
                                          openid, payload)
-    text = ADMIN_CONFIRMED.format(year=year, actor=actor, **outcome.summary())
+    text = texts.RATING_ADMIN_CONFIRMED.format(year=year, actor=actor, **outcome.summary())
     for openid in await admins(session, admin_openids):
         notified += await outbox.add(session, f"rating:{year}:r{run.revision}:admin:{openid}", openid,
                                      {"text": text, "template": "rating_admin", "data": outcome.summary()})
@@ -392,7 +372,7 @@ async def rate(
 
 async def tell_admins_preview(session: AsyncSession, outcome: Outcome, admin_openids: Collection[str] = ()) -> int:
     """Tell every admin once (per revision) that the year's preview is ready."""
-    text = ADMIN_PREVIEW.format(year=outcome.year, **outcome.summary())
+    text = texts.RATING_ADMIN_PREVIEW.format(year=outcome.year, **outcome.summary())
     told = 0
     for openid in await admins(session, admin_openids):
         told += await outbox.add(session, f"rating-preview:{outcome.year}:r{outcome.revision}:{openid}", openid,
@@ -431,12 +411,12 @@ async def reverse_rating(
     for x in stored.lines:
         if x.rank is None or (x.stars_after == x.stars_before and not x.delisted):
             continue
-        text = REVERSED.format(name=x.name, year=year, stars=x.stars_before,
-                               status=REVERSED_RELISTED if x.delisted else "")
+        text = texts.RATING_REVERSED.format(name=x.name, year=year, stars=x.stars_before,
+                                            status=texts.RATING_REVERSED_RELISTED if x.delisted else "")
         for openid in ops.get(x.station_id, []):
             notified += await outbox.add(session, f"rating-reversed:{year}:r{run.revision}:{x.station_id}:{openid}",
                                          openid, {"text": text, "template": "rating", "data": {"year": year}})
-    text = ADMIN_REVERSED.format(year=year, actor=actor)
+    text = texts.RATING_ADMIN_REVERSED.format(year=year, actor=actor)
     for openid in await admins(session, admin_openids):
         notified += await outbox.add(session, f"rating-reversed:{year}:r{run.revision}:admin:{openid}", openid,
                                      {"text": text, "template": "rating_admin", "data": {"year": year}})

@@ -45,3 +45,28 @@ INVITATION = ("感谢您参加「{title}」!请直接回复数字1–5为本次�
 FLAG_MULTI_STATION = "{minutes}分钟内在{n}个不同站点打卡：{codes}"
 FLAG_DAILY_VOLUME = "{day}打卡{count}次，超过阈值{limit:g}（近30日中位数的{factor}倍，至少{floor}次）"
 LIST_SEP = "、"
+
+
+# -- the annual rating (scoring/rating.py): stations (operators) and admins -------------------------------------
+RATING_PROMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,"
+            "星级由{before}星晋升为{after}星。祝贺!请继续保持。")
+RATING_KEPT_TOP = "【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,继续保持五星。祝贺!请继续保持。"
+RATING_DEMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级由{before}星降为{after}星。"
+           "请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
+RATING_DEMOTED_AT_ONE = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级保持一星,"
+                  "但计为一次降星。请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
+RATING_DELISTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,连续两年降星,依规予以摘牌。"
+            "站点码已停用,如有疑问请联系市人才发展促进会。")
+RATING_TOP_SUBSIDY = "已列入{year}年度补助名单(每家不超过{amount}元),请留意主管部门通知。"
+RATING_NEW_SUBSIDY = ("【运作经费补助】{name}为{year}年度新认定的市级{kind},已列入运作经费补助名单({amount}元),"
+               "请留意主管部门通知。")
+RATING_KIND_WORDS = {"home": "人才之家", "community": "人才社区"}
+RATING_ADMIN_CONFIRMED = ("【年度评星】{year}年度评星已由{actor}确认:晋升{up}家、降星{down}家、摘牌{delisted}家;"
+                   "补助名单{subsidies}家,合计{total}元。详情请用命令 talenthome rate {year} 查看。")
+RATING_ADMIN_PREVIEW = ("【年度评星】{year}年度评星预览已生成:晋升{up}家、降星{down}家、摘牌{delisted}家;"
+                 "补助名单{subsidies}家,合计{total}元。请核对后用命令 talenthome rate {year} --confirm 确认。")
+RATING_REVERSED = "【年度评星】{name}{year}年度评星结果已撤销,星级恢复为{stars}星{status}。重新评定后将另行通知。"
+RATING_REVERSED_RELISTED = ",站点恢复运营"
+RATING_ADMIN_REVERSED = ("【年度评星】{year}年度评星已由{actor}撤销,站点星级与状态已恢复。"
+                         "如需重新评定,请再次预览并确认。")
+RATING_DELISTED_REASON = "{year}年度评星位列后10%,连续两年降星(摘牌)"  # stored on the station

@@ -207,7 +207,6 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "talenthome/commands/tools.py": (2, "shell: the local chat's help and prompt"),
     # sentences still outside a texts module
     "scoring/notify.py": (None, NOTICES),
-    "scoring/rating.py": (16, MOVES + " (the rating's notices)"),
     "scoring/bookings.py": (11, MOVES + " (booking reminder, date words and patterns)"),
     "scoring/consultations.py": (4, MOVES + " (escalation notices)"),
     "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
