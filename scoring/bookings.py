@@ -31,7 +31,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox
+from scoring import outbox, texts
 from scoring.admin import operators_of
 from scoring.db import lock
 from scoring.models import Booking, ServiceItem, Station, Talent, Visit
@@ -42,10 +42,6 @@ FIRST_HOUR: Final = 8
 LAST_HOUR: Final = 20
 SETTLE_GRACE: Final = timedelta(hours=1)
 
-# Pushed by the worker (which cannot read bot/texts.py), like scoring/calendar.py's reminders.
-REMINDER: Final = ("【预约提醒】您预约的{station}{service}将于{time}开始（预约号 #{id}）。"
-                   "到站后扫描站点码打卡即可；如不能前往，请发送“取消预约 {id}”。")
-VISIT_WORD: Final = "到站交流"
 
 
 class BookingRefusal(StrEnum):
@@ -204,8 +200,7 @@ async def my_bookings(session: AsyncSession, talent_id: int, now: datetime) -> l
 
 def label(at: datetime) -> str:
     """12月5日 14:00 (local)."""
-    loc = to_local(at)
-    return f"{loc.month}月{loc.day}日 {loc:%H:%M}"
+    return texts.local_label(at)
 
 
 # -- settling ----------------------------------------------------------------------------------------------
@@ -280,8 +275,9 @@ async def remind(session: AsyncSession, now: datetime, before: timedelta) -> int
         b.reminded_at = now
         if openid is None:
             continue
-        text = REMINDER.format(station=station, service=f"（{service}）" if service else VISIT_WORD,
-                               time=label(b.slot_start), id=b.id)
+        text = texts.BOOKING_REMINDER.format(
+            station=station, service=texts.BOOKING_SERVICE.format(service=service) if service
+            else texts.BOOKING_VISIT_WORD, time=label(b.slot_start), id=b.id)
         queued += await outbox.add(session, f"booking-remind:{b.id}", openid, {
             "text": text, "template": "booking_reminder",
             "data": {"booking_id": b.id, "station": station, "slot_start": b.slot_start.isoformat()}})

@@ -29,7 +29,7 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox
+from scoring import outbox, texts
 from scoring.admin import operators_of
 from scoring.models import Consultation, ConsultationEvent, Staff, Station, Talent
 from scoring.periods import TZ, to_local
@@ -39,12 +39,6 @@ WINDOW: Final = timedelta(hours=48)
 WORK_START: Final = time(9)
 WORK_END: Final = time(18)
 
-# Pushed by the worker (which cannot read bot/texts.py), like scoring/calendar.py's reminders.
-ESCALATED_STAFF: Final = ("【咨询待处理】咨询 #{id} 已超过 {hours} 个工作小时无人接单：{question}\n"
-                          "请发送“接单 #{id}”认领，或“答复 #{id} 内容”直接答复。")
-ESCALATED_ADMIN: Final = ("【咨询超时】{station}的咨询 #{id} 已超过 {hours} 个工作小时无人接单：{question}\n"
-                          "请督促站点处理，或发送“答复 #{id} 内容”直接答复。")
-CITY: Final = "市级"
 
 
 class ConsultRefusal(StrEnum):
@@ -153,7 +147,7 @@ async def ask(session: AsyncSession, *, talent_id: int, station_id: int | None, 
     await session.flush()
     _event(session, c, f"talent:{talent_id}", "asked", now, text)
     told = 0
-    msg = notices.asked.format(id=c.id, station=station.name if station else CITY, question=text)
+    msg = notices.asked.format(id=c.id, station=station.name if station else texts.CONSULT_CITY, question=text)
     for openid in await _recipients(session, station_id, admin_openids):
         told += await outbox.add(session, f"ask:{c.id}:{openid}", openid, {"text": msg})
     return Done(c, told)
@@ -384,14 +378,14 @@ async def escalate(session: AsyncSession, now: datetime, *, hours: float,
             level = 1
             for openid in await _recipients(session, c.station_id, admin_openids):
                 out.queued += await outbox.add(session, f"escalate:{c.id}:1:{openid}", openid, {
-                    "text": ESCALATED_STAFF.format(id=c.id, hours=shown, question=c.question)})
+                    "text": texts.CONSULT_ESCALATED_STAFF.format(id=c.id, hours=shown, question=c.question)})
             out.staff += 1
         if level == 1 and add_working_hours(c.created_at, 2 * hours) <= now:
             level = 2
             for openid in await admins(session, admin_openids):
                 out.queued += await outbox.add(session, f"escalate:{c.id}:2:{openid}", openid, {
-                    "text": ESCALATED_ADMIN.format(id=c.id, hours=f"{2 * hours:g}", question=c.question,
-                                                   station=name or CITY)})
+                    "text": texts.CONSULT_ESCALATED_ADMIN.format(id=c.id, hours=f"{2 * hours:g}", question=c.question,
+                                                   station=name or texts.CONSULT_CITY)})
             out.admins += 1
         if level != c.escalation_level:
             c.escalation_level = level

@@ -70,3 +70,18 @@ RATING_REVERSED_RELISTED = ",站点恢复运营"
 RATING_ADMIN_REVERSED = ("【年度评星】{year}年度评星已由{actor}撤销,站点星级与状态已恢复。"
                          "如需重新评定,请再次预览并确认。")
 RATING_DELISTED_REASON = "{year}年度评星位列后10%,连续两年降星(摘牌)"  # stored on the station
+
+
+# -- consultations (scoring/consultations.py): escalation to the station's staff and to admins ------------------
+CONSULT_ESCALATED_STAFF = ("【咨询待处理】咨询 #{id} 已超过 {hours} 个工作小时无人接单：{question}\n"
+                           "请发送“接单 #{id}”认领，或“答复 #{id} 内容”直接答复。")
+CONSULT_ESCALATED_ADMIN = ("【咨询超时】{station}的咨询 #{id} 已超过 {hours} 个工作小时无人接单：{question}\n"
+                           "请督促站点处理，或发送“答复 #{id} 内容”直接答复。")
+CONSULT_CITY = "市级"
+
+
+# -- talents: bookings (scoring/bookings.py): the reminder before a slot --------------------------------------
+BOOKING_REMINDER = ("【预约提醒】您预约的{station}{service}将于{time}开始（预约号 #{id}）。"
+                    "到站后扫描站点码打卡即可；如不能前往，请发送“取消预约 {id}”。")
+BOOKING_SERVICE = "（{service}）"
+BOOKING_VISIT_WORD = "到站交流"

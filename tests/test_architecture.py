@@ -197,6 +197,8 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "scoring/accounts.py": (1, "input pattern: the middle dots of a name"),
     "scoring/satisfaction.py": (2, "input pattern of a 1-5 answer; '无' as an empty comment"),
     "bot/handlers/survey.py": (1, "input pattern of a 1-5 answer"),
+    "scoring/bookings.py": (5, "input: relative day words (今天, 明天, 后天) and date/time patterns"),
+    "scoring/consultations.py": (1, "input pattern: the full-width # of a consultation number"),
     "bot/router.py": (2, "the word 扫码 the router prefixes to a scan"),
     # the shell's own output and help (an operator of the system reads them, in a terminal)
     "talenthome/commands/admin.py": (2, "shell: help example and the 导出 word it dispatches"),
@@ -207,8 +209,6 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "talenthome/commands/tools.py": (2, "shell: the local chat's help and prompt"),
     # sentences still outside a texts module
     "scoring/notify.py": (None, NOTICES),
-    "scoring/bookings.py": (11, MOVES + " (booking reminder, date words and patterns)"),
-    "scoring/consultations.py": (4, MOVES + " (escalation notices)"),
     "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
 }
 
