@@ -492,3 +492,8 @@ DAY_LABEL = "{month}月{day}日"
 DAY_TIME_LABEL = "{month}月{day}日 {time}"
 UNTIL_LABEL = " 至 {when}"
 VISIT_THIS_STATION = "该站点"
+# bot/handlers/services.py: the words for "city-wide", the number signs people type, and small fragments
+CITY_WORDS = frozenset({"全市", "市级", "city"})
+NUMBER_SIGNS = ("#", "＃")
+IN_BRACKETS = "（{}）"
+AFTER_COLON = "：{}"

@@ -209,7 +209,6 @@ CJK_ALLOWED: dict[str, tuple[int | None, str]] = {
     "talenthome/commands/tools.py": (2, "shell: the local chat's help and prompt"),
     # sentences still outside a texts module
     "scoring/notify.py": (None, NOTICES),
-    "bot/handlers/services.py": (11, MOVES + " (city-wide words, brackets, separators)"),
 }
 
 

@@ -25,7 +25,7 @@ staff_router = Router("services-staff", roles=frozenset({"operator", "admin"}))
 
 NOTICES = consultations.Notices(asked=texts.STAFF_ASKED, answer=texts.TALENT_ANSWER,
                                 transferred=texts.STAFF_TRANSFERRED, closed=texts.TALENT_CLOSED)
-CITY_WORDS = frozenset({"全市", "市级", "city"})
+CITY_WORDS = texts.CITY_WORDS
 
 
 def _head(text: str) -> tuple[str, str]:
@@ -55,9 +55,9 @@ async def _scope(ctx: Context) -> int | None:
 # -- talents: the service list ----------------------------------------------------------------------------
 def _item_line(it: ServiceItem) -> str:
     return texts.SERVICE_LINE.format(
-        id=it.id, name=it.name, schedule=f"（{it.schedule}）" if it.schedule else "",
+        id=it.id, name=it.name, schedule=texts.IN_BRACKETS.format(it.schedule) if it.schedule else "",
         bookable=texts.SERVICE_BOOKABLE.format(cap=it.capacity) if it.bookable else "",
-        description=f"：{it.description}" if it.description else "")
+        description=texts.AFTER_COLON.format(it.description) if it.description else "")
 
 
 @router.word("服务", "services", changes_state=False)
@@ -104,8 +104,9 @@ async def book(ctx: Context, rest: str) -> str:
             mine = await bookings.my_bookings(s, talent.id, now)
         if not mine:
             return _usage()
-        lines = "\n".join(texts.BOOK_LINE.format(id=b.id, when=bookings.label(b.slot_start), station=b.station,
-                                                 service=f"（{b.service}）" if b.service else "") for b in mine)
+        lines = "\n".join(texts.BOOK_LINE.format(
+            id=b.id, when=bookings.label(b.slot_start), station=b.station,
+            service=texts.IN_BRACKETS.format(b.service) if b.service else "") for b in mine)
         return texts.BOOK_MINE.format(lines=lines) + "\n" + _usage()
     slot = bookings.parse_slot(parts[1], parts[2], now)
     if slot is None:
@@ -129,7 +130,7 @@ async def book(ctx: Context, rest: str) -> str:
     if isinstance(result, bookings.Booked):
         b = result.booking
         return texts.BOOK_OK.format(id=b.id, when=bookings.label(b.slot_start), station=result.station.name,
-                                    service=f"（{result.service.name}）" if result.service else "")
+                                    service=texts.IN_BRACKETS.format(result.service.name) if result.service else "")
     return texts.BOOK_REFUSED[result.reason].format(limit=result.limit, first=bookings.FIRST_HOUR,
                                                     last=bookings.LAST_HOUR)
 
@@ -162,7 +163,7 @@ async def ask(ctx: Context, rest: str) -> str:
         return texts.ASK_USAGE
     head, tail = _head(rest)
     settings = ctx.deps.settings
-    if head.startswith(("#", "＃")) and parse_id(head) is not None:  # 咨询 #12 追问: adds to an open question
+    if head.startswith(texts.NUMBER_SIGNS) and parse_id(head) is not None:  # 咨询 #12 追问: adds to an open question
         cid = parse_id(head) or 0
         async with transaction(ctx.deps.sessions) as s:
             more = await consultations.follow_up(s, talent_id=talent.id, cid=cid, text=tail.strip(), now=_now(ctx),
@@ -210,7 +211,7 @@ async def rate(ctx: Context, rest: str) -> str:
 async def _colleagues(ctx: Context, station_id: int | None) -> str:
     async with ctx.deps.sessions() as s:
         ids = await consultations.colleagues(s, station_id)
-    return "、".join(f"#{i}" for i in ids) or "-"
+    return texts.LIST_SEP.join(f"#{i}" for i in ids) or "-"
 
 
 async def _refused(ctx: Context, r: consultations.Refused, cid: int, scope: int | None) -> str:
