@@ -47,6 +47,7 @@ from scoring.facts.common import Audience, Notice, NoticeKind, Refusal
 from scoring.models import Activity, DigestLine, Entry, Gift, Notification, Staff, Station, Talent, Visit
 from scoring.periods import Period
 from scoring.ranking import Ranked
+from scoring.texts import month_label
 
 TOP: Final = 3
 MOVE: Final = 3
@@ -95,11 +96,6 @@ DIGEST_VOID_WHAT: Final = {
     "survey": "满意度调查 #{id}",
 }
 DIGEST_OTHER: Final = "{rule} {amount:+d}"
-
-
-def month_label(key: str) -> str:
-    y, m = key.split("-")
-    return f"{y}年{int(m)}月"
 
 
 # -- recipients --------------------------------------------------------------------------------------
