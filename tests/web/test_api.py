@@ -4,12 +4,17 @@ the talent's own data, sign-ups and the personal code decoded from the image."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
+import os
 import re
 import struct
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import zxingcpp
@@ -18,7 +23,7 @@ from sqlalchemy import select
 from scoring.clock import unix, utcnow
 from scoring.models import Notification
 from scoring.tokens import Scene, parse_scene
-from tests.cli import run_cli
+from talenthome.cli import main
 from tests.web.conftest import City, Site
 from web.auth import SESSION_COOKIE, sign_session
 
@@ -26,10 +31,21 @@ PUBLIC_ROWS = {"rank", "code", "name", "kind", "type", "district", "stars", "poi
 
 
 async def cli_board(site: Site, kind: str, period: str | None) -> list[dict[str, Any]]:
+    """`talenthome board ... --json`, through the function the script calls, in this process: so it reads the
+    test's pinned clock (a subprocess would read the real one, and "the current year" would differ from
+    New Year 2027 on)."""
     args = ["board", kind, "--json"] + (["--period", period] if period else [])
-    result = await run_cli(*args, env={"DATABASE_URL": site.bot.settings.database_url, "REDIS_URL": ""})
-    assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
+
+    def call() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(args)
+        return code, out.getvalue()
+
+    with patch.dict(os.environ, {"DATABASE_URL": site.bot.settings.database_url, "REDIS_URL": ""}):
+        code, out = await asyncio.to_thread(call)  # main() runs its own event loop
+    assert code == 0, out
+    return list(json.loads(out))
 
 
 # -- boards --------------------------------------------------------------------------------------------
