@@ -103,6 +103,11 @@ def worker(args: argparse.Namespace) -> int:
     try:
         asyncio.set_event_loop(asyncio.new_event_loop())
         create(url, settings, burst=args.burst).run()
+    except asyncio.CancelledError:
+        # Stopped (SIGTERM, Ctrl-C) while a job was running: arq cancels it on the way out. Not a failure:
+        # every task is safe to run twice, and the job (or the sweeper) runs it again.
+        print("talenthome: the worker stopped while a job was running; that job will run again",
+              file=sys.stderr, flush=True)
     finally:
         private.stop()
     return 0
