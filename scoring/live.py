@@ -43,13 +43,14 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from scoring import boards as sql_boards
@@ -453,7 +454,10 @@ async def snapshot_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnect
                 try:
                     yield conn
                 finally:
-                    await conn.exec_driver_sql("ROLLBACK")
+                    # A read was cut off (the worker stopping cancels it mid-query): the connection is then
+                    # unusable and is thrown away with the engine; the original exception is what counts.
+                    with suppress(SQLAlchemyError):
+                        await conn.exec_driver_sql("ROLLBACK")
         finally:
             await snap.dispose()
     else:
