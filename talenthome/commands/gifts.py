@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -216,34 +217,29 @@ def gift_restock(args: argparse.Namespace) -> int:
 
 
 def gift_retire(args: argparse.Namespace) -> int:
-    gift_id = _gift_id(args.gift_id)
-
-    async def body(sessions: Sessions) -> str:
-        async with transaction(sessions) as s:
-            result = await gifts.retire_gift(s, gift_id)
-            if isinstance(result, gifts.GiftRefused):
-                if result.reason is gifts.GiftRefusal.RETIRED and result.gift is not None:
-                    return f"礼品 #{gift_id}「{result.gift.name}」此前已下架，未做改动"
-                raise _refused(result, gift_id)
-            _audit(s, f"gift retire {gift_id}", "retired")
-            return f"礼品 #{result.id}「{result.name}」已下架"
-
-    print(_run(body))
-    return 0
+    return _switch(args, gifts.retire_gift, "retire", gifts.GiftRefusal.RETIRED,
+                   "此前已下架，未做改动", lambda g: f"礼品 #{g.id}「{g.name}」已下架")
 
 
 def gift_restore(args: argparse.Namespace) -> int:
+    return _switch(args, gifts.restore_gift, "restore", gifts.GiftRefusal.ACTIVE,
+                   "正在上架中，未做改动", lambda g: f"礼品 #{g.id}「{g.name}」已恢复上架，库存 {g.stock}")
+
+
+def _switch(args: argparse.Namespace, change: Callable[[AsyncSession, int], Awaitable[Any]], action: str,
+            already: gifts.GiftRefusal, unchanged: str, done: Callable[[Any], str]) -> int:
+    """Retire or restore a gift: audited when it changes; a gift already in that state is not an error."""
     gift_id = _gift_id(args.gift_id)
 
     async def body(sessions: Sessions) -> str:
         async with transaction(sessions) as s:
-            result = await gifts.restore_gift(s, gift_id)
+            result = await change(s, gift_id)
             if isinstance(result, gifts.GiftRefused):
-                if result.reason is gifts.GiftRefusal.ACTIVE and result.gift is not None:
-                    return f"礼品 #{gift_id}「{result.gift.name}」正在上架中，未做改动"
+                if result.reason is already and result.gift is not None:
+                    return f"礼品 #{gift_id}「{result.gift.name}」{unchanged}"
                 raise _refused(result, gift_id)
-            _audit(s, f"gift restore {gift_id}", "restored")
-            return f"礼品 #{result.id}「{result.name}」已恢复上架，库存 {result.stock}"
+            _audit(s, f"gift {action} {gift_id}", "retired" if action == "retire" else "restored")
+            return done(result)
 
     print(_run(body))
     return 0
