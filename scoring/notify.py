@@ -17,8 +17,8 @@ Rank changes on the month board (operators of the station):
 
 The notices that applied facts raise (scoring/facts/: data, no words) become outbox rows here (`send`):
 who they go to, and their texts (Chinese, for the people who read them): a redemption's pickup code or
-refusal, a hold on a visit (the station, the admins, the talent), a void (the station, the talent: what,
-why, the points taken back, the balance left).
+refusal, a hold on a visit (the station, the admins, the talent), a void (the talent: what, why, the points
+taken back, the balance left; the station hears of it in its hourly digest).
 
 The hourly digest (`send_digests`, a cron job at minute 0): every entry a station gets or loses but R3's
 (R1, R2, R4, reversals) is recorded, in the transaction that wrote it, as a pending DigestLine (one per
@@ -73,8 +73,6 @@ HOLD_OPERATOR: Final = ("提醒：{station}有一次打卡（人才{talent}）�
                         "待管理员审核。您无需操作，如有疑问请联系管理员。")
 HOLD_ADMIN: Final = ("待审核：人才{talent}（{cert_no}）{minutes}分钟内在{n}个站点打卡，该次积分已暂缓"
                      "（标记编号{flag_id}）。请核实后放行或作废。")
-VOIDED_OPERATOR: Final = ("通知：管理员已作废{station}的{n}笔积分，共{points}分（原因：{reason}），"
-                          "榜单已同步更新。如有疑问请联系管理员。")
 
 HOLD_TALENT: Final = "您好，您在{station}的打卡正在核实中，核实后积分会自动到账，如有疑问请联系站点工作人员。"
 VOIDED_TALENT_VISIT: Final = ("您好，您{day}在{station}的打卡经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
@@ -302,14 +300,8 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
             text = HOLD_ADMIN.format(talent=talent.name, cert_no=talent.cert_no, minutes=d["minutes"],
                                      n=d["stations"], flag_id=d["flag_id"])
         return text, "hold", data
-    if n.kind is NoticeKind.VOID and n.audience is Audience.TALENT:
+    if n.kind is NoticeKind.VOID:  # the talent's (the station hears of a void in its hourly digest)
         return await _render_talent_void(session, n)
-    if n.kind is NoticeKind.VOID:
-        name = await session.scalar(select(Station.name).where(Station.id == n.account_id))
-        data = {"void_id": d["void_id"], "station": name, "entries": d["entries"], "points": d["points"],
-                "reason": d["reason"]}
-        return VOIDED_OPERATOR.format(station=name, n=d["entries"], points=d["points"], reason=d["reason"]), \
-            "void", data
     gift = await session.get(Gift, d["gift_id"])
     assert gift is not None
     data = {"redemption_id": d["redemption_id"], "gift": gift.name, "cost": d["cost"]}

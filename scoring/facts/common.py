@@ -53,7 +53,7 @@ class Audience(StrEnum):
 
 class NoticeKind(StrEnum):
     HOLD = "hold"  # a visit's points are held for review (data: flag_id, talent_id, stations, minutes, detail)
-    VOID = "void"  # points taken back (data: void_id, entries, points, reason)
+    VOID = "void"  # a talent's points taken back (data: void_id, entries, points, reason, visit_id)
     REDEEMED = "redeemed"  # a gift redeemed (data: redemption_id, gift_id, cost, pickup_code)
     REDEEM_REFUSED = "redeem_refused"  # a redemption refused (data: redemption_id, gift_id, cost, reason, balance)
     ENTRY = "entry"  # a station got or lost points (data: entry_id): a line of its operators' hourly digest

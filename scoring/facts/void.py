@@ -10,9 +10,9 @@ Targets: an entry, a visit, a held visit's flag, an activity (R1 and R2), a medi
   was paid than that, R2's entries are reversed and R2 pays the rest again.
 - **Twice changes nothing**: the reversal keys are unique and a reversal is never reversed; the admin's
   `作废` refuses a second void of a target (scoring/admin.py), and applying a void again writes nothing.
-- **The station is told** (per station: how many entries, how many points, the reason; each reversal is
-  also a line of its hourly digest), **and so is the talent** (what was voided, why, the points taken back,
-  the balance left, whom to ask).
+- **The station is told** through its hourly digest only (each reversal is a line: what, the points, the
+  reason), so its operators get at most one message an hour whatever mix of entries and voids;
+  **the talent is told at once** (what was voided, why, the points taken back, the balance left, whom to ask).
 
 Decision: a void may leave a talent's balance below zero. The ledger must tell the truth, so a void
 always reverses everything its target produced, even points the talent has spent already on a gift
@@ -127,25 +127,17 @@ async def apply(session: AsyncSession, void_id: int, params: Params = DEFAULT, *
 
 
 def _notices(void: Void, reversals: Sequence[Entry]) -> tuple[Notice, ...]:
-    """One notice per station that lost points by this void, and one per talent (what was voided, why, the
-    points taken back; scoring/notify.py adds the resulting balance). The stations' entries also go into
-    their hourly digest (`station_entries`)."""
-    per_station: dict[int, list[int]] = defaultdict(list)
+    """One notice per talent that lost points by this void (what was voided, why, the points taken back;
+    scoring/notify.py adds the resulting balance). The stations hear of their reversals only through their
+    hourly digest (`station_entries`), so an operator gets at most one message an hour, voids included."""
     per_talent: dict[int, list[Entry]] = defaultdict(list)
     for e in reversals:
-        if e.station_id is not None:
-            per_station[e.station_id].append(e.amount)
         if e.talent_id is not None:
             per_talent[e.talent_id].append(e)
-    stations = tuple(Notice(NoticeKind.VOID, Audience.STATION, sid, f"void:{void.id}:{sid}",
-                            {"void_id": void.id, "entries": len(amounts), "points": sum(amounts),
-                             "reason": void.reason})
-                     for sid, amounts in sorted(per_station.items()))
-    talents = tuple(Notice(NoticeKind.VOID, Audience.TALENT, tid, f"talent-void:{void.id}:{tid}", {
+    return tuple(Notice(NoticeKind.VOID, Audience.TALENT, tid, f"talent-void:{void.id}:{tid}", {
         "void_id": void.id, "entries": len(es), "points": sum(e.amount for e in es), "reason": void.reason,
         "visit_id": next((e.fact_id for e in es if e.fact_kind == visit_fact.KIND), None)})
         for tid, es in sorted(per_talent.items()))
-    return stations + talents
 
 
 async def unapplied(session: AsyncSession, *, cutoff: datetime, now: datetime, params: Params = DEFAULT,

@@ -136,3 +136,36 @@ async def test_one_digest_an_hour_per_operator(sessions: Sessions) -> None:
     async with sessions() as s:
         assert (await s.scalars(select(DigestLine).where(DigestLine.sent_at.is_(None)))).all() == []
     assert await rows(sessions, "digest:%:o-op-x") == []  # the other station got and lost nothing
+
+
+async def test_an_operator_hears_at_most_once_an_hour_whatever_mix_of_entries_and_voids(sessions: Sessions) -> None:
+    """Voids reach the station's operators only through the hourly digest (the talent is told at once): an
+    hour with R1, R2, two voids (an activity's and a visit's) and R4 leaves each operator exactly ONE
+    message, the digest with every line; no `void:` message of its own."""
+    async with transaction(sessions) as s:
+        st = await f.station(s, name="晋江人才之家")
+        s.add(Staff(openid="o-op-1", role="operator", station_id=st.id))
+        act = await b.activity(s, st, starts_at=START, published_at=START - timedelta(days=2))
+        t = await f.talent(s, openid="o-talent")
+        await b.attend(s, act, t)
+        await b.publicity(s, act)
+        await b.media(s, act, "municipal", at=START)
+        v = await f.visit(s, t, st, START)
+        sv = await b.survey(s, st, 2026, 2)
+    hour = b.local(2026, 11, 11, 10)
+    await run(sessions, visit, v.id, now=hour + timedelta(minutes=1))
+    await run(sessions, activity, act.id, now=hour + timedelta(minutes=5))
+    await run(sessions, media, act.id, now=hour + timedelta(minutes=10))
+    await run(sessions, survey, sv.id, now=hour + timedelta(minutes=15))
+    for kind, target in (("visit", v.id), ("activity", act.id)):
+        vid = await void_of(sessions, kind, target, "核实有误")
+        await run(sessions, void, vid, now=hour + timedelta(minutes=30))
+    async with transaction(sessions) as s:
+        await notify.send_digests(s, hour + timedelta(hours=1, seconds=1))
+        await notify.send_digests(s, hour + timedelta(hours=1, minutes=40))
+    to_operator = await rows(sessions, "%:o-op-1")
+    assert [k for k, _, _ in to_operator] == [f"digest:{st.code}:2026111111:o-op-1"]
+    text = to_operator[0][2]["text"]
+    assert text.count("作废") == 3 and "（R1）" in text and "（R2）" in text and "（R4）" in text
+    assert "合计+1分" in text  # R1 +5, R2 +5, R4 +2, voids -1 (the visit's station leg), -5, -5
+    assert [k for k, _, _ in await rows(sessions, "talent-void:%")] != []  # the talent is told at once
