@@ -6,9 +6,11 @@ never set directly: a void, a survey result or a release is a fact the worker ap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +25,7 @@ from scoring.models import (
     Activity,
     AuditLog,
     DeadLetter,
+    Delisting,
     Entry,
     Extension,
     Flag,
@@ -78,7 +81,8 @@ async def delist_station(session: AsyncSession, code: str, reason: str, *, now: 
         return AdminRefusal.NO_STATION
     if station.status == "delisted":
         return AdminRefusal.ALREADY
-    station.status, station.delisted_at, station.delisted_reason = "delisted", now or utcnow(), reason
+    station.status, station.delisted_at = "delisted", now or utcnow()
+    station.delisted_code, station.delisted_params = Delisting.ADMIN, {"text": reason}
     return station
 
 
@@ -88,7 +92,7 @@ async def reinstate_station(session: AsyncSession, code: str) -> Station | Admin
         return AdminRefusal.NO_STATION
     if station.status == "active":
         return AdminRefusal.ALREADY
-    station.status, station.delisted_at, station.delisted_reason = "active", None, None
+    station.status, station.delisted_at, station.delisted_code, station.delisted_params = "active", None, None, None
     station.demotion_streak = 0
     return station
 
@@ -142,17 +146,26 @@ async def request_void(session: AsyncSession, target_kind: str, target_id: int, 
     return void
 
 
+@dataclass(frozen=True)
+class SurveyCapped:
+    """A survey result refused because the year's R4 total would leave [-50, +50]: the total so far."""
+
+    committed: int  # applied and pending
+    reason: AdminRefusal = AdminRefusal.SURVEY_CAP
+
+
 async def record_survey(session: AsyncSession, code: str, year: int, amount: int, *, actor: str, reason: str
-                        ) -> SurveyResult | AdminRefusal:
-    """R4: refused at once when the year's total (applied and pending) would leave [-50, +50]; the worker
-    checks again in the transaction that writes the entry."""
+                        ) -> SurveyResult | SurveyCapped | AdminRefusal:
+    """R4: refused at once when the year's total (applied and pending) would leave [-50, +50] (SurveyCapped
+    says the total so far); the worker checks again in the transaction that writes the entry."""
     station = await station_by_code(session, code)
     if station is None:
         return AdminRefusal.NO_STATION
     if amount == 0 or not 2000 <= year <= 2100 or not reason.strip():
         return AdminRefusal.BAD_ARGS
-    if not survey_fact.within_cap(await survey_committed(session, station.id, year), amount):
-        return AdminRefusal.SURVEY_CAP
+    committed = await survey_committed(session, station.id, year)
+    if not survey_fact.within_cap(committed, amount):
+        return SurveyCapped(committed)
     survey = SurveyResult(station_id=station.id, year=year, amount=amount, reason=reason.strip(),
                           entered_by=actor, status="pending")
     session.add(survey)
@@ -211,7 +224,7 @@ class FlagView:
     station: str | None
     talent_id: int | None
     visit_id: int | None
-    detail: str
+    params: Mapping[str, Any]  # the rule's numbers: scoring/texts/admin.py `flag_detail` says them
     created_at: datetime
 
 
@@ -219,7 +232,8 @@ async def list_flags(session: AsyncSession, limit: int = 20) -> list[FlagView]:
     rows = (await session.execute(
         select(Flag, Station.code).outerjoin(Station, Station.id == Flag.station_id)
         .where(Flag.status == "open").order_by(Flag.id).limit(limit))).all()
-    return [FlagView(f.id, f.rule, f.hold, code, f.talent_id, f.visit_id, f.detail, f.created_at) for f, code in rows]
+    return [FlagView(f.id, f.rule, f.hold, code, f.talent_id, f.visit_id, dict(f.params or {}), f.created_at)
+            for f, code in rows]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from scoring.admin import operators_of
 from scoring.db import lock
 from scoring.models import Booking, ServiceItem, Station, Talent, Visit
 from scoring.periods import TZ, local_day, to_local
+from scoring.texts import talent as talent_texts
 
 SLOT: Final = timedelta(hours=1)
 FIRST_HOUR: Final = 8
@@ -275,9 +276,9 @@ async def remind(session: AsyncSession, now: datetime, before: timedelta) -> int
         b.reminded_at = now
         if openid is None:
             continue
-        text = texts.BOOKING_REMINDER.format(
-            station=station, service=texts.BOOKING_SERVICE.format(service=service) if service
-            else texts.BOOKING_VISIT_WORD, time=label(b.slot_start), id=b.id)
+        text = talent_texts.BOOKING_REMINDER.format(
+            station=station, service=talent_texts.BOOKING_SERVICE.format(service=service) if service
+            else talent_texts.BOOKING_VISIT_WORD, time=label(b.slot_start), id=b.id)
         queued += await outbox.add(session, f"booking-remind:{b.id}", openid, {
             "text": text, "template": "booking_reminder",
             "data": {"booking_id": b.id, "station": station, "slot_start": b.slot_start.isoformat()}})

@@ -42,7 +42,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import invitations, outbox, texts
+from scoring import invitations, outbox
 from scoring.boards import station_board
 from scoring.clock import unix
 from scoring.db import insert
@@ -60,6 +60,8 @@ from scoring.models import (
 from scoring.periods import Period, month_key, next_month, previous_month, to_local
 from scoring.ranking import Ranked
 from scoring.texts import local_label, month_label
+from scoring.texts import operator as operator_texts
+from scoring.texts import talent as talent_texts
 
 REMIND_BEFORE = timedelta(hours=1)
 INVITE_WINDOW = timedelta(seconds=invitations.INVITE_WINDOW_S)
@@ -185,16 +187,17 @@ async def month_close(session: AsyncSession, key: str, now: datetime) -> MonthCl
         previous = {r.standing.id: BoardRow(r.rank, r.standing.id, r.code, r.standing.name, r.points)
                     for r in prev_board}
     ops = await operators(session, [r.station_id for r in rows])
-    featured_name = top.standing.name if top else texts.NO_FEATURE
+    featured_name = top.standing.name if top else operator_texts.NO_FEATURE
     notified = 0
     for row in rows:
         before = previous.get(row.station_id)
         delta = row.points - before.points if before else 0
-        change = texts.CHANGE.format(rank=before.rank, delta=f"{delta:+d}") if before else texts.CHANGE_NEW
+        change = operator_texts.CHANGE.format(rank=before.rank, delta=f"{delta:+d}") if before \
+            else operator_texts.CHANGE_NEW
         words = {"name": row.name, "month": month_label(period.key), "points": row.points, "rank": row.rank,
                  "change": change, "next_month": month_label(nxt), "featured": featured_name}
         is_top = top is not None and top.standing.id == row.station_id
-        text = (texts.MONTH_REPORT_FEATURED if is_top else texts.MONTH_REPORT).format(**words)
+        text = (operator_texts.MONTH_REPORT_FEATURED if is_top else operator_texts.MONTH_REPORT).format(**words)
         payload = {"text": text, "template": "month_report",
                    "data": {"period": period.key, "rank": row.rank, "points": row.points,
                             "previous_rank": before.rank if before else None, "change": delta,
@@ -223,7 +226,7 @@ async def plan_reminders(session: AsyncSession, now: datetime) -> int:
     ops = await operators(session, [sid for sid, _ in stations])
     queued = 0
     for sid, name in stations:
-        text = texts.PLAN_REMINDER.format(name=name, month=month_label(month))
+        text = operator_texts.PLAN_REMINDER.format(name=name, month=month_label(month))
         for openid in ops.get(sid, []):
             queued += await outbox.add(session, f"plan:{sid}:{month}:{openid}", openid,
                                        {"text": text, "template": "plan_reminder", "data": {"month": month}})
@@ -251,7 +254,7 @@ async def activity_reminders(session: AsyncSession, now: datetime, before: timed
             .order_by(Talent.id))).all()
         keys = {tid: f"remind:{act.id}:{tid}" for tid, _ in talents}
         sent = await _existing_keys(session, list(keys.values()))
-        text = texts.ACTIVITY_REMINDER.format(title=act.title, time=local_label(act.starts_at))
+        text = talent_texts.ACTIVITY_REMINDER.format(title=act.title, time=local_label(act.starts_at))
         for tid, openid in talents:
             if openid is not None and keys[tid] not in sent:
                 out.queued += await outbox.add(session, keys[tid], openid, {
@@ -283,7 +286,7 @@ async def satisfaction_invitations(session: AsyncSession, now: datetime, redis: 
         talents = (await session.execute(select(Talent.id, Talent.openid).join(
             Attendance, Attendance.talent_id == Talent.id).where(
             Attendance.activity_id == act.id, Talent.openid.is_not(None)).order_by(Talent.id))).all()
-        text = texts.INVITATION.format(title=act.title, deadline=local_label(deadline))
+        text = talent_texts.INVITATION.format(title=act.title, deadline=local_label(deadline))
         for tid, openid in talents:
             if openid is None:
                 continue

@@ -29,10 +29,12 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox, texts
+from scoring import outbox
 from scoring.admin import operators_of
 from scoring.models import Consultation, ConsultationEvent, Staff, Station, Talent
 from scoring.periods import TZ, to_local
+from scoring.texts import admin as admin_texts
+from scoring.texts import operator as operator_texts
 
 MAX_TEXT: Final = 500
 WINDOW: Final = timedelta(hours=48)
@@ -147,7 +149,7 @@ async def ask(session: AsyncSession, *, talent_id: int, station_id: int | None, 
     await session.flush()
     _event(session, c, f"talent:{talent_id}", "asked", now, text)
     told = 0
-    msg = notices.asked.format(id=c.id, station=station.name if station else texts.CONSULT_CITY, question=text)
+    msg = notices.asked.format(id=c.id, station=station.name if station else admin_texts.CONSULT_CITY, question=text)
     for openid in await _recipients(session, station_id, admin_openids):
         told += await outbox.add(session, f"ask:{c.id}:{openid}", openid, {"text": msg})
     return Done(c, told)
@@ -378,14 +380,15 @@ async def escalate(session: AsyncSession, now: datetime, *, hours: float,
             level = 1
             for openid in await _recipients(session, c.station_id, admin_openids):
                 out.queued += await outbox.add(session, f"escalate:{c.id}:1:{openid}", openid, {
-                    "text": texts.CONSULT_ESCALATED_STAFF.format(id=c.id, hours=shown, question=c.question)})
+                    "text": operator_texts.CONSULT_ESCALATED_STAFF.format(id=c.id, hours=shown, question=c.question)})
             out.staff += 1
         if level == 1 and add_working_hours(c.created_at, 2 * hours) <= now:
             level = 2
             for openid in await admins(session, admin_openids):
                 out.queued += await outbox.add(session, f"escalate:{c.id}:2:{openid}", openid, {
-                    "text": texts.CONSULT_ESCALATED_ADMIN.format(id=c.id, hours=f"{2 * hours:g}", question=c.question,
-                                                   station=name or texts.CONSULT_CITY)})
+                    "text": admin_texts.CONSULT_ESCALATED_ADMIN.format(
+                        id=c.id, hours=f"{2 * hours:g}", question=c.question,
+                        station=name or admin_texts.CONSULT_CITY)})
             out.admins += 1
         if level != c.escalation_level:
             c.escalation_level = level

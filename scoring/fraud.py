@@ -12,7 +12,8 @@ The visit rule (scoring/facts/visit.py) screens the visits it is about to credit
   applied when it is first seen); the points are posted as usual.
 - Staff at their own station and expired codes never get here: the bot rejects those scans.
 Flags are idempotent (UNIQUE rule + visit_id). Decisions read the recorded visits, not what is applied,
-so a retry or another worker reaches the same decision.
+so a retry or another worker reaches the same decision. A flag stores its rule (the code) and the numbers
+that tripped it (`Flag.params`: no sentence); scoring/texts/admin.py `flag_detail` renders them when read.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import texts
 from scoring.clock import utcnow
 from scoring.db import insert
 from scoring.models import Flag, Station, Visit
@@ -51,11 +51,14 @@ class Thresholds:
                    s.fraud_daily_median_factor)
 
 
-async def add_flag(session: AsyncSession, *, rule: str, hold: bool, visit: Visit, detail: str) -> int | None:
+Params = dict[str, Any]  # a flag's numbers: multi_station {minutes, n, codes}; daily_volume {day, count, ...}
+
+
+async def add_flag(session: AsyncSession, *, rule: str, hold: bool, visit: Visit, params: Params) -> int | None:
     """Insert a flag unless (rule, visit) has one; returns the new flag's id."""
     stmt = insert(session, Flag).values(
         rule=rule, hold=hold, station_id=visit.station_id, talent_id=visit.talent_id, visit_id=visit.id,
-        detail=detail, status="open", created_at=utcnow()).on_conflict_do_nothing(
+        params=params, status="open", created_at=utcnow()).on_conflict_do_nothing(
         index_elements=["rule", "visit_id"]).returning(Flag.id)
     return (await session.execute(stmt)).scalar()
 
@@ -66,15 +69,15 @@ OPEN_HOLD = exists().where(Flag.rule.in_(HOLD_RULES), Flag.visit_id == Visit.id,
 
 
 async def screen(session: AsyncSession, visits: Sequence[Visit], limits: Thresholds
-                 ) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
-    """({visit_id: (stations, detail)} to hold, {visit_id: detail} to mark)."""
+                 ) -> tuple[dict[int, tuple[int, Params]], dict[int, Params]]:
+    """({visit_id: (stations, params)} to hold, {visit_id: params} to mark)."""
     if not visits:
         return {}, {}
     return await _multi_station(session, visits, limits), await _daily_volume(session, visits, limits)
 
 
 async def _multi_station(session: AsyncSession, visits: Sequence[Visit], limits: Thresholds
-                         ) -> dict[int, tuple[int, str]]:
+                         ) -> dict[int, tuple[int, Params]]:
     window = timedelta(minutes=limits.multi_station_minutes)
     talents = sorted({v.talent_id for v in visits if v.talent_id is not None})
     lo, hi = min(v.scanned_at for v in visits) - window, max(v.scanned_at for v in visits)
@@ -86,7 +89,7 @@ async def _multi_station(session: AsyncSession, visits: Sequence[Visit], limits:
         if tid is not None and sid is not None:
             by_talent[tid].append((vid, sid, at))
     codes: dict[int, str] = {}
-    out: dict[int, tuple[int, str]] = {}
+    out: dict[int, tuple[int, Params]] = {}
     for v in visits:
         assert v.talent_id is not None
         stations = {sid for vid, sid, at in by_talent[v.talent_id]
@@ -96,9 +99,8 @@ async def _multi_station(session: AsyncSession, visits: Sequence[Visit], limits:
             if missing:
                 codes.update({sid: code for sid, code in (await session.execute(
                     select(Station.id, Station.code).where(Station.id.in_(sorted(missing))))).all()})
-            names = texts.LIST_SEP.join(sorted(codes[s] for s in stations))
-            out[v.id] = (len(stations), texts.FLAG_MULTI_STATION.format(
-                minutes=limits.multi_station_minutes, n=len(stations), codes=names))
+            out[v.id] = (len(stations), {"minutes": limits.multi_station_minutes, "n": len(stations),
+                                         "codes": sorted(codes[s] for s in stations)})
     return out
 
 
@@ -107,7 +109,7 @@ def daily_threshold(history: Sequence[int], limits: Thresholds) -> float:
     return max(limits.daily_floor, limits.daily_median_factor * statistics.median(history or [0]))
 
 
-async def _daily_volume(session: AsyncSession, visits: Sequence[Visit], limits: Thresholds) -> dict[int, str]:
+async def _daily_volume(session: AsyncSession, visits: Sequence[Visit], limits: Thresholds) -> dict[int, Params]:
     days = {(v.station_id, v.local_day) for v in visits if v.station_id is not None}
     stations = sorted({s for s, _ in days})
     first = min(d for _, d in days) - timedelta(days=MEDIAN_DAYS)
@@ -116,25 +118,24 @@ async def _daily_volume(session: AsyncSession, visits: Sequence[Visit], limits: 
         select(Visit.station_id, Visit.local_day, func.count()).where(
             Visit.status == "accepted", Visit.station_id.in_(stations), Visit.local_day >= first,
             Visit.local_day <= last).group_by(Visit.station_id, Visit.local_day))).all()}
-    over: dict[tuple[int, date], str] = {}
+    over: dict[tuple[int, date], Params] = {}
     for sid, day in days:
         assert sid is not None
         history = [counts.get((sid, day - timedelta(days=k)), 0) for k in range(1, MEDIAN_DAYS + 1)]
         limit = daily_threshold(history, limits)
         today = counts.get((sid, day), 0)
         if today > limit:
-            over[(sid, day)] = texts.FLAG_DAILY_VOLUME.format(
-                day=day.isoformat(), count=today, limit=limit, factor=limits.daily_median_factor,
-                floor=limits.daily_floor)
+            over[(sid, day)] = {"day": day.isoformat(), "count": today, "limit": limit,
+                                "factor": limits.daily_median_factor, "floor": limits.daily_floor}
     if not over:
         return {}
     marked = set((await session.execute(select(Flag.station_id, Visit.local_day).join(
         Visit, Visit.id == Flag.visit_id).where(
         Flag.rule == DAILY_VOLUME, Flag.station_id.in_(sorted({s for s, _ in over}))))).all())
     out = {}
-    for (sid, day), detail in over.items():
+    for (sid, day), params in over.items():
         if (sid, day) in marked:
             continue
         last_visit = max((v for v in visits if (v.station_id, v.local_day) == (sid, day)), key=lambda v: v.id)
-        out[last_visit.id] = detail
+        out[last_visit.id] = params
     return out

@@ -7,8 +7,11 @@ reversal entry that points at what it reverses; a redemption is a debit entry.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -48,7 +51,9 @@ class Station(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | delisted
     demotion_streak: Mapped[int] = mapped_column(Integer, default=0)
     delisted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    delisted_reason: Mapped[str | None] = mapped_column(Text)
+    # Why it was delisted: a code (Delisting) and its parameters, rendered when read (scoring/texts/admin.py)
+    delisted_code: Mapped[str | None] = mapped_column(String(32))
+    delisted_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The station's card on the window (web/): where it is and when it is open, as people write them.
     address: Mapped[str] = mapped_column(String(300), default="", server_default="")
     opening_hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
@@ -64,6 +69,13 @@ class Station(Base):
         ),
         CheckConstraint("status IN ('active','delisted')", name="ck_station_status"),
     )
+
+
+class Delisting(StrEnum):
+    """Why a station was delisted (Station.delisted_code); the parameters in Station.delisted_params."""
+
+    RATING = "rating"  # the annual rating: bottom 10% a second consecutive year ({"year": 2026})
+    ADMIN = "admin"  # an admin's 摘牌, with the reason they typed ({"text": "..."}); also a migrated old text
 
 
 class Talent(Base):
@@ -304,7 +316,9 @@ class Flag(Base):
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
     talent_id: Mapped[int | None] = mapped_column(ForeignKey("talents.id"))
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    # the rule's numbers (scoring/fraud.py), rendered when read (scoring/texts/admin.py `flag_detail`);
+    # {"text": ...} for a detail stored as a sentence before migration 0010 that could not be read back
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | released | voided
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)

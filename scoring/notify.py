@@ -44,56 +44,18 @@ from scoring import ledger, live, outbox, periods
 from scoring.clock import utcnow
 from scoring.db import insert, transaction
 from scoring.facts.common import Audience, Notice, NoticeKind, Refusal
-from scoring.models import Activity, DigestLine, Entry, Gift, Notification, Staff, Station, Talent, Visit
+from scoring.models import Activity, DigestLine, Entry, Flag, Gift, Notification, Staff, Station, Talent, Visit
 from scoring.periods import Period
 from scoring.ranking import Ranked
-from scoring.texts import month_label
+from scoring.texts import admin as admin_texts
+from scoring.texts import day_label, month_label
+from scoring.texts import operator as operator_texts
+from scoring.texts import talent as talent_texts
 
 TOP: Final = 3
 MOVE: Final = 3
 BASELINE_TTL_S: Final = 70 * 24 * 3600
 LOCK_MS: Final = 30_000
-
-RANK_TEXTS: Final = {
-    "enter_top3": "您好！{name}在{month}月度排行榜升至第{new}名，进入前三（{points}分）。感谢用心运营，"
-                  "请继续保持。发送「排名」可查看榜单。",
-    "leave_top3": "您好，{name}在{month}月度排行榜由第{old}名降至第{new}名，暂时离开前三（{points}分）。"
-                  "可多组织活动、邀请人才打卡。发送「排名」可查看榜单。",
-    "up": "您好！{name}在{month}月度排行榜由第{old}名升至第{new}名（{points}分）。请继续加油，"
-          "发送「排名」可查看榜单。",
-    "down": "您好，{name}在{month}月度排行榜由第{old}名降至第{new}名（{points}分）。可多组织活动、"
-            "邀请人才打卡。发送「排名」可查看榜单。",
-}
-REDEEMED: Final = "兑换成功：{gift}（{cost}积分）。提货码：{code}，请凭提货码到{place}领取。发送「积分」可查看余额。"
-REDEEMED_ANYWHERE: Final = "人才之家"  # {place} of a city-wide gift; a station gift names its station
-REFUSED_BALANCE: Final = ("兑换未成功：积分余额不足（{gift}需{cost}分，您当前可用{balance}分），本次未扣积分。"
-                          "多打卡、多参加活动即可累积积分。")
-REFUSED_STOCK: Final = "兑换未成功：{gift}已兑完，本次未扣积分。发送「礼品」可查看其他可兑换的礼品。"
-HOLD_OPERATOR: Final = ("提醒：{station}有一次打卡（人才{talent}）因30分钟内在{n}个站点打卡，积分暂缓计入，"
-                        "待管理员审核。您无需操作，如有疑问请联系管理员。")
-HOLD_ADMIN: Final = ("待审核：人才{talent}（{cert_no}）{minutes}分钟内在{n}个站点打卡，该次积分已暂缓"
-                     "（标记编号{flag_id}）。请核实后放行或作废。")
-
-HOLD_TALENT: Final = "您好，您在{station}的打卡正在核实中，核实后积分会自动到账，如有疑问请联系站点工作人员。"
-VOIDED_TALENT_VISIT: Final = ("您好，您{day}在{station}的打卡经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
-                              "当前积分为{balance}分。如有疑问请联系{station}工作人员。")
-VOIDED_TALENT: Final = ("您好，您的{n}笔积分经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
-                        "当前积分为{balance}分。如有疑问请联系站点工作人员。")
-DIGEST: Final = "本站（{station}）过去一小时积分变动：{lines}；合计{total:+d}分。发送「排名」可查看榜单。"
-DIGEST_SEP: Final = "；"
-DIGEST_LINES: Final = {
-    "R1": "活动「{title}」{amount:+d}（R1）",
-    "R2": "媒体报道「{title}」{amount:+d}（R2）",
-    "R4": "满意度调查 {amount:+d}（R4）",
-}
-DIGEST_VOID: Final = "作废 {amount:+d}（{what}，原因：{reason}）"
-DIGEST_VOID_WHAT: Final = {
-    "visit": "打卡 #{id}",
-    "activity": "活动「{title}」",
-    "media": "媒体报道「{title}」",
-    "survey": "满意度调查 #{id}",
-}
-DIGEST_OTHER: Final = "{rule} {amount:+d}"
 
 
 # -- recipients --------------------------------------------------------------------------------------
@@ -222,8 +184,8 @@ async def check_ranks(sessions: async_sessionmaker[AsyncSession], redis: Redis, 
             async with transaction(sessions) as s:
                 recipients = await operators(s, [c.station_id for c in changes])
                 for c in changes:
-                    text = RANK_TEXTS[c.event].format(name=c.name, month=month_label(month.key), old=c.old,
-                                                      new=c.new, points=c.points)
+                    text = operator_texts.RANK_TEXTS[c.event].format(
+                        name=c.name, month=month_label(month.key), old=c.old, new=c.new, points=c.points)
                     data = {"station": c.name, "code": c.code, "month": month.key, "event": c.event,
                             "old_rank": c.old, "new_rank": c.new, "points": c.points}
                     added = [key for openid in recipients.get(c.station_id, []) if (key := await tell(
@@ -291,14 +253,17 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
         talent = await session.get(Talent, d["talent_id"])
         assert station is not None and talent is not None
         if n.audience is Audience.TALENT:  # no fraud details for the talent: only where, and what to do
-            return HOLD_TALENT.format(station=station), "visit_held", {"station": station, "status": "held"}
+            return talent_texts.HOLD_TALENT.format(station=station), "visit_held", {"station": station,
+                                                                                    "status": "held"}
+        flag = await session.get(Flag, d["flag_id"])
+        assert flag is not None
         data: dict[str, Any] = {"flag_id": d["flag_id"], "station": station, "talent": talent.name,
-                                "detail": d["detail"]}
+                                "detail": admin_texts.flag_detail(flag.rule, flag.params)}
         if n.audience is Audience.STATION:
-            text = HOLD_OPERATOR.format(station=station, talent=talent.name, n=d["stations"])
+            text = operator_texts.HOLD_OPERATOR.format(station=station, talent=talent.name, n=d["stations"])
         else:
-            text = HOLD_ADMIN.format(talent=talent.name, cert_no=talent.cert_no, minutes=d["minutes"],
-                                     n=d["stations"], flag_id=d["flag_id"])
+            text = admin_texts.HOLD_ADMIN.format(talent=talent.name, cert_no=talent.cert_no, minutes=d["minutes"],
+                                                 n=d["stations"], flag_id=d["flag_id"])
         return text, "hold", data
     if n.kind is NoticeKind.VOID:  # the talent's (the station hears of a void in its hourly digest)
         return await _render_talent_void(session, n)
@@ -309,13 +274,14 @@ async def _render(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str,
         place = await session.scalar(select(Station.name).where(Station.id == gift.station_id)) \
             if gift.station_id is not None else None
         data.update(status="applied", pickup_code=d["pickup_code"])
-        return REDEEMED.format(gift=gift.name, cost=d["cost"], code=d["pickup_code"],
-                               place=place or REDEEMED_ANYWHERE), "redeem", data
+        return talent_texts.REDEEMED.format(gift=gift.name, cost=d["cost"], code=d["pickup_code"],
+                                            place=place or talent_texts.REDEEMED_ANYWHERE), "redeem", data
     data.update(status="rejected", reason=d["reason"])
     if d["reason"] == Refusal.STOCK:
-        return REFUSED_STOCK.format(gift=gift.name), "redeem", data
+        return talent_texts.REFUSED_STOCK.format(gift=gift.name), "redeem", data
     data["balance"] = d["balance"]
-    return REFUSED_BALANCE.format(gift=gift.name, cost=d["cost"], balance=d["balance"]), "redeem", data
+    text = talent_texts.REFUSED_BALANCE.format(gift=gift.name, cost=d["cost"], balance=d["balance"])
+    return text, "redeem", data
 
 
 async def _render_talent_void(session: AsyncSession, n: Notice) -> tuple[str, str, dict[str, Any]]:
@@ -328,12 +294,12 @@ async def _render_talent_void(session: AsyncSession, n: Notice) -> tuple[str, st
     station = await session.scalar(select(Station.name).where(Station.id == visit.station_id)) \
         if visit is not None else None
     if visit is not None and station is not None:
-        day = f"{visit.local_day.month}月{visit.local_day.day}日"
+        day = day_label(visit.local_day)
         data.update(station=station, visit_id=visit.id)
-        return VOIDED_TALENT_VISIT.format(day=day, station=station, reason=d["reason"], points=points,
-                                          balance=balance), "talent_void", data
-    return VOIDED_TALENT.format(n=d["entries"], reason=d["reason"], points=points, balance=balance), \
-        "talent_void", data
+        return talent_texts.VOIDED_TALENT_VISIT.format(day=day, station=station, reason=d["reason"],
+                                                       points=points, balance=balance), "talent_void", data
+    text = talent_texts.VOIDED_TALENT.format(n=d["entries"], reason=d["reason"], points=points, balance=balance)
+    return text, "talent_void", data
 
 
 # -- the hourly digest of a station's entries ---------------------------------------------------------------
@@ -356,11 +322,12 @@ async def _digest_phrases(session: AsyncSession, entries: Sequence[Entry]) -> li
     for e in entries:
         title = titles.get(e.fact_id or 0, "")
         if e.reverses_id is not None:
-            what = DIGEST_VOID_WHAT.get(e.fact_kind, "#{id}").format(id=e.fact_id, title=title)
-            phrases.append(DIGEST_VOID.format(amount=e.amount, what=what, reason=e.reason or ""))
+            what = operator_texts.DIGEST_VOID_WHAT.get(e.fact_kind, "#{id}").format(id=e.fact_id, title=title)
+            phrases.append(operator_texts.DIGEST_VOID.format(amount=e.amount, what=what, reason=e.reason or ""))
         else:
             rule = e.rule.split("@")[0]
-            phrases.append(DIGEST_LINES.get(rule, DIGEST_OTHER).format(title=title, amount=e.amount, rule=rule))
+            phrases.append(operator_texts.DIGEST_LINES.get(rule, operator_texts.DIGEST_OTHER).format(
+                title=title, amount=e.amount, rule=rule))
     return phrases
 
 
@@ -388,8 +355,9 @@ async def send_digests(session: AsyncSession, now: datetime | None = None) -> li
     for sid, lines in sorted(per_station.items()):
         entries = [e for _, e in lines]
         st, total = stations[sid], sum(e.amount for e in entries)
-        text = DIGEST.format(station=st.name, lines=DIGEST_SEP.join(await _digest_phrases(session, entries)),
-                             total=total)
+        phrases = await _digest_phrases(session, entries)
+        text = operator_texts.DIGEST.format(station=st.name, lines=operator_texts.DIGEST_SEP.join(phrases),
+                                            total=total)
         data = {"station": st.name, "code": st.code, "hour": hour, "lines": len(entries), "points": total}
         added = [key for openid in recipients.get(sid, []) if (key := await tell(
             session, f"digest:{st.code}:{hour}:{openid}", openid, text, "digest", data))]

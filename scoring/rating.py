@@ -16,8 +16,9 @@ Decisions:
 - **Moves**: `move` records the set: `up` (top set; 5 stays 5), `down` (bottom set; 1 stays 1 but still
   counts as a demotion), `same`. `demotion_streak` counts consecutive rated years with a demotion: a
   demotion adds one, any other confirmed outcome resets it to 0. Reaching 2 delists the station (摘牌):
-  status `delisted`, `delisted_at`, `delisted_reason`; it leaves the boards at once (boards rank active
-  stations only). Stations not in a cohort (not yet eligible) are not rated and keep their streak.
+  status `delisted`, `delisted_at`, `delisted_code` `rating` (`delisted_params` {year}, rendered when read);
+  it leaves the boards at once (boards rank active stations only). Stations not in a cohort (not yet
+  eligible) are not rated and keep their streak.
 - **Subsidies** (a list, no money moves): each active station certified in the year (kind home:
   `subsidy_new_home_cny`, community: `subsidy_new_community_cny`; such a station is not ranked that year,
   its row has `rank` NULL and cohort `new`), and each station of a top set `subsidy_top_cny`, the cap
@@ -53,14 +54,16 @@ from typing import Literal
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring import outbox, texts
+from scoring import outbox
 from scoring.boards import extension_days, station_board, station_year_sums
 from scoring.calendar import operators
 from scoring.clock import utcnow
-from scoring.models import Rating, RatingRun, Staff, Station
+from scoring.models import Delisting, Rating, RatingRun, Staff, Station
 from scoring.periods import Period, local_midnight_utc, to_local
 from scoring.ranking import cut_lines
 from scoring.settings import Settings
+from scoring.texts import admin as admin_texts
+from scoring.texts import operator as operator_texts
 
 STATION_TYPES = ("comprehensive", "industry", "professional", "service")
 MIN_STARS, MAX_STARS = 1, 5
@@ -277,19 +280,21 @@ def operator_text(line: Line, year: int) -> str | None:
     words = {"name": line.name, "year": year, "points": line.points, "rank": line.rank,
              "before": line.stars_before, "after": line.stars_after}
     if line.rank is None:
-        kind = texts.RATING_KIND_WORDS.get(line.kind, texts.RATING_KIND_WORDS["home"])
-        return texts.RATING_NEW_SUBSIDY.format(kind=kind, amount=line.subsidy_cny, **words) \
+        kind = operator_texts.RATING_KIND_WORDS.get(line.kind, operator_texts.RATING_KIND_WORDS["home"])
+        return operator_texts.RATING_NEW_SUBSIDY.format(kind=kind, amount=line.subsidy_cny, **words) \
             if line.subsidy_cny else None
     if line.delisted:
-        return texts.RATING_DELISTED.format(**words)
+        return operator_texts.RATING_DELISTED.format(**words)
     if line.move == "down":
-        demoted = texts.RATING_DEMOTED if line.stars_after < line.stars_before else texts.RATING_DEMOTED_AT_ONE
+        demoted = operator_texts.RATING_DEMOTED if line.stars_after < line.stars_before \
+            else operator_texts.RATING_DEMOTED_AT_ONE
         return demoted.format(**words)
     if line.move == "up":
-        promoted = texts.RATING_PROMOTED if line.stars_after > line.stars_before else texts.RATING_KEPT_TOP
+        promoted = operator_texts.RATING_PROMOTED if line.stars_after > line.stars_before \
+            else operator_texts.RATING_KEPT_TOP
         text = promoted.format(**words)
         if line.subsidy_cny:
-            text += texts.RATING_TOP_SUBSIDY.format(year=year, amount=line.subsidy_cny)
+            text += operator_texts.RATING_TOP_SUBSIDY.format(year=year, amount=line.subsidy_cny)
         return text
     return None
 
@@ -327,7 +332,7 @@ async def confirm(
         st.stars, st.demotion_streak = x.stars_after, x.streak_after
         if x.delisted:
             st.status, st.delisted_at = "delisted", now
-            st.delisted_reason = texts.RATING_DELISTED_REASON.format(year=year)
+            st.delisted_code, st.delisted_params = Delisting.RATING, {"year": year}
     run.status, run.confirmed_at, run.confirmed_by = "confirmed", now, actor
     outcome = Outcome(year, "confirmed", run.revision, stored.lines)
     notified = 0
@@ -342,7 +347,7 @@ async def confirm(
         for openid in ops.get(x.station_id, []):
             notified += await outbox.add(session, f"rating:{year}:r{run.revision}:{x.station_id}:{openid}",
                                          openid, payload)
-    text = texts.RATING_ADMIN_CONFIRMED.format(year=year, actor=actor, **outcome.summary())
+    text = admin_texts.RATING_ADMIN_CONFIRMED.format(year=year, actor=actor, **outcome.summary())
     for openid in await admins(session, admin_openids):
         notified += await outbox.add(session, f"rating:{year}:r{run.revision}:admin:{openid}", openid,
                                      {"text": text, "template": "rating_admin", "data": outcome.summary()})
@@ -372,7 +377,7 @@ async def rate(
 
 async def tell_admins_preview(session: AsyncSession, outcome: Outcome, admin_openids: Collection[str] = ()) -> int:
     """Tell every admin once (per revision) that the year's preview is ready."""
-    text = texts.RATING_ADMIN_PREVIEW.format(year=outcome.year, **outcome.summary())
+    text = admin_texts.RATING_ADMIN_PREVIEW.format(year=outcome.year, **outcome.summary())
     told = 0
     for openid in await admins(session, admin_openids):
         told += await outbox.add(session, f"rating-preview:{outcome.year}:r{outcome.revision}:{openid}", openid,
@@ -403,7 +408,7 @@ async def reverse_rating(
         st = stations[x.station_id]
         st.stars, st.demotion_streak = x.stars_before, x.streak_before
         if x.delisted:
-            st.status, st.delisted_at, st.delisted_reason = "active", None, None
+            st.status, st.delisted_at, st.delisted_code, st.delisted_params = "active", None, None, None
     run.status, run.confirmed_at, run.confirmed_by = "reversed", None, None
     run.revision += 1
     notified = 0
@@ -411,12 +416,12 @@ async def reverse_rating(
     for x in stored.lines:
         if x.rank is None or (x.stars_after == x.stars_before and not x.delisted):
             continue
-        text = texts.RATING_REVERSED.format(name=x.name, year=year, stars=x.stars_before,
-                                            status=texts.RATING_REVERSED_RELISTED if x.delisted else "")
+        text = operator_texts.RATING_REVERSED.format(name=x.name, year=year, stars=x.stars_before,
+                                            status=operator_texts.RATING_REVERSED_RELISTED if x.delisted else "")
         for openid in ops.get(x.station_id, []):
             notified += await outbox.add(session, f"rating-reversed:{year}:r{run.revision}:{x.station_id}:{openid}",
                                          openid, {"text": text, "template": "rating", "data": {"year": year}})
-    text = texts.RATING_ADMIN_REVERSED.format(year=year, actor=actor)
+    text = admin_texts.RATING_ADMIN_REVERSED.format(year=year, actor=actor)
     for openid in await admins(session, admin_openids):
         notified += await outbox.add(session, f"rating-reversed:{year}:r{run.revision}:admin:{openid}", openid,
                                      {"text": text, "template": "rating_admin", "data": {"year": year}})

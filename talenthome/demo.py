@@ -641,7 +641,7 @@ class _City:
                 amount = self.rng.choice((-10, -5, 5, 10, 10, 15, 20, 30))
                 made = await admin.record_survey(self.s, st.code, year, amount, actor=ADMIN_OPENID,
                                                  reason=f"{year}年度人才知晓率与满意度测评")
-                if isinstance(made, admin.AdminRefusal):
+                if isinstance(made, admin.AdminRefusal | admin.SurveyCapped):
                     raise DemoError(f"survey for {st.code}: {made}")
                 made.created_at = at
                 await survey.apply(self.s, made.id, self.params, now=at)

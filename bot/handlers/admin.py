@@ -20,6 +20,7 @@ from scoring.facts import survey as survey_fact
 from scoring.facts import void as void_fact
 from scoring.models import Station
 from scoring.operations import format_local, parse_id
+from scoring.texts import admin as admin_texts
 
 router = Router("admin", roles=frozenset({"admin"}))
 
@@ -139,15 +140,10 @@ async def survey(ctx: Context, rest: str) -> str:
     code, year, amount = parts[0], int(parts[1]), int(parts[2])
     async with transaction(ctx.deps.sessions) as s:
         result = await adm.record_survey(s, code, year, amount, actor=ctx.openid, reason=parts[3])
-        total = 0
-        if result == adm.AdminRefusal.SURVEY_CAP:
-            station = await adm.station_by_code(s, code)
-            assert station is not None
-            total = await adm.survey_committed(s, station.id, year)
     if result == adm.AdminRefusal.NO_STATION:
         return texts.AD_NO_STATION.format(code=code)
-    if result == adm.AdminRefusal.SURVEY_CAP:
-        return texts.AD_SURVEY_CAP.format(code=code, year=year, total=total)
+    if isinstance(result, adm.SurveyCapped):
+        return texts.AD_SURVEY_CAP.format(code=code, year=year, total=result.committed)
     if isinstance(result, adm.AdminRefusal):
         return bad("survey")
     await ctx.deps.enqueue_fact(survey_fact.job(result.id))
@@ -195,7 +191,8 @@ async def flags(ctx: Context, rest: str) -> str:
         return texts.AD_NO_FLAGS
     return "\n".join(texts.AD_FLAG_LINE.format(
         id=f.id, rule=f.rule, hold=texts.AD_FLAG_HOLD if f.hold else "", station=f.station or "-",
-        talent=f.talent_id or "-", visit=f.visit_id or "-", detail=f.detail[:60]) for f in rows)
+        talent=f.talent_id or "-", visit=f.visit_id or "-", detail=admin_texts.flag_detail(f.rule, f.params)[:60])
+        for f in rows)
 
 
 @router.word("释放", "/release")

@@ -52,7 +52,7 @@ class Audience(StrEnum):
 
 
 class NoticeKind(StrEnum):
-    HOLD = "hold"  # a visit's points are held for review (data: flag_id, talent_id, stations, minutes, detail)
+    HOLD = "hold"  # a visit's points are held for review (data: flag_id, visit_id, talent_id, stations, minutes)
     VOID = "void"  # a talent's points taken back (data: void_id, entries, points, reason, visit_id)
     REDEEMED = "redeemed"  # a gift redeemed (data: redemption_id, gift_id, cost, pickup_code)
     REDEEM_REFUSED = "redeem_refused"  # a redemption refused (data: redemption_id, gift_id, cost, reason, balance)

@@ -184,14 +184,14 @@ async def apply_batch(session: AsyncSession, visit_id: int, params: Params = DEF
     held, marks = await fraud.screen(session, to_screen, params.fraud)
     for v in to_screen:
         if v.id in held:
-            stations, detail = held[v.id]
-            flag_id = await fraud.add_flag(session, rule=fraud.MULTI_STATION, hold=True, visit=v, detail=detail)
+            stations, numbers = held[v.id]
+            flag_id = await fraud.add_flag(session, rule=fraud.MULTI_STATION, hold=True, visit=v, params=numbers)
             out.refused[v.id] = Refusal.HELD
             if flag_id is not None:
-                out.notices += _hold_notices(flag_id, v, stations, detail, params)
+                out.notices += _hold_notices(flag_id, v, stations, params)
             continue
         if v.id in marks and await fraud.add_flag(session, rule=fraud.DAILY_VOLUME, hold=False, visit=v,
-                                                  detail=marks[v.id]):
+                                                  params=marks[v.id]):
             out.flagged.append(v.id)
         to_credit.append(v)
     if to_credit:
@@ -201,10 +201,10 @@ async def apply_batch(session: AsyncSession, visit_id: int, params: Params = DEF
     return out
 
 
-def _hold_notices(flag_id: int, visit: Visit, stations: int, detail: str, params: Params) -> list[Notice]:
+def _hold_notices(flag_id: int, visit: Visit, stations: int, params: Params) -> list[Notice]:
     data: dict[str, int | str | None] = {
         "flag_id": flag_id, "visit_id": visit.id, "talent_id": visit.talent_id, "stations": stations,
-        "minutes": params.fraud.multi_station_minutes, "detail": detail}
+        "minutes": params.fraud.multi_station_minutes}
     return [Notice(NoticeKind.HOLD, Audience.STATION, visit.station_id, f"hold:{flag_id}", data),
             Notice(NoticeKind.HOLD, Audience.ADMINS, None, f"hold:{flag_id}", data),
             Notice(NoticeKind.HOLD, Audience.TALENT, visit.talent_id, f"talent-hold:{flag_id}", data)]

@@ -22,6 +22,7 @@ from scoring.models import (
     Void,
     Warning,
 )
+from scoring.texts import admin as admin_texts
 from tests import factories as f
 from tests.bot import flows
 from tests.bot.conftest import Bot
@@ -51,7 +52,9 @@ async def test_station_add_delist_reinstate(safe_bot: Bot) -> None:
     assert await ask(safe_bot, "/station delist NOPE x") == texts.AD_NO_STATION.format(code="NOPE")
     async with safe_bot.sessions() as s:
         st = await s.scalar(select(Station).where(Station.code == "QZ01"))
-        assert st is not None and st.status == "delisted" and st.delisted_reason == "弄虚作假"
+        assert st is not None and st.status == "delisted" and (st.delisted_code, st.delisted_params) == (
+            "admin", {"text": "弄虚作假"})
+        assert admin_texts.delisting(st.delisted_code, st.delisted_params) == "弄虚作假"
         assert st.eligible_from == datetime(2026, 12, 31, 16, 0) and st.stars == 3
     assert await ask(safe_bot, "/station reinstate QZ01") == texts.AD_REINSTATED.format(code="QZ01")
     assert await count(safe_bot, Station) == 1
@@ -147,10 +150,11 @@ async def test_flags_release_dead_retry_audit(safe_bot: Bot) -> None:
         st, t = await f.station(s, "ST1"), await f.talent(s)
         v = await f.visit(s, t, st, datetime(2026, 11, 2, 3, 0))
         s.add(Flag(rule="multi_station", hold=True, station_id=st.id, talent_id=t.id, visit_id=v.id,
-                   detail="30 分钟内 3 个站点"))
+                   params={"minutes": 30, "n": 3, "codes": ["ST1", "ST2", "ST3"]}))
         s.add(DeadLetter(task="visit", fact_id=v.id, reason="LedgerConflict"))
     listing = await ask(safe_bot, "风险")
     assert "multi_station（暂扣）" in listing and "ST1" in listing
+    assert "30分钟内在3个不同站点打卡：ST1、ST2、ST3" in listing  # rendered from the flag's numbers
     async with safe_bot.sessions() as s:
         flag_id = await s.scalar(select(Flag.id))
         dead_id = await s.scalar(select(DeadLetter.id))

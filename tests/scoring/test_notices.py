@@ -18,6 +18,7 @@ from scoring.db import transaction
 from scoring.facts import activity, media, survey, visit, void
 from scoring.facts.common import Outcome, Params
 from scoring.models import DigestLine, Flag, Notification, Staff, Void
+from scoring.texts import talent as talent_texts
 from tests import factories as f
 from tests.scoring import builders as b
 
@@ -62,7 +63,7 @@ async def test_a_held_visit_tells_the_talent_once(sessions: Sessions) -> None:
     told = await rows(sessions, "talent-hold:%")
     assert [(k, o) for k, o, _ in told] == [(f"talent-hold:{flag.id}", "o-talent")]
     text = told[0][2]["text"]
-    assert text == notify.HOLD_TALENT.format(station="第2站")
+    assert text == talent_texts.HOLD_TALENT.format(station="第2站")
     assert "核实中" in text and "联系站点工作人员" in text and "30分钟" not in text  # no fraud details
     assert told[0][2]["template"] == "visit_held"
 

@@ -21,6 +21,7 @@ from scoring.models import AuditLog, Entry, Extension, Notification, Rating, Rat
 from scoring.periods import Period
 from scoring.rating import Outcome, RatingRefusal, RatingRefused
 from scoring.settings import Settings
+from scoring.texts import admin as admin_texts
 from tests import factories as f
 from tests.cli import run_many as cli
 from tests.conftest import run_sync
@@ -186,7 +187,9 @@ async def test_demoted_two_years_running_is_delisted_and_leaves_the_boards(sessi
     async with sessions() as s:
         gone = await s.get(Station, stations[19].id)
         assert gone is not None and gone.status == "delisted" and gone.delisted_at == AFTER_2027
-        assert "摘牌" in (gone.delisted_reason or "")
+        assert (gone.delisted_code, gone.delisted_params) == ("rating", {"year": 2027})
+        reason = admin_texts.delisting(gone.delisted_code, gone.delisted_params)
+        assert reason == "2027年度评星位列后10%,连续两年降星(摘牌)"
         back = await s.get(Station, stations[18].id)
         assert back is not None and (back.stars, back.demotion_streak) == (3, 0)
         for period in (Period("year", "2027"), Period("month", "2027-11"), Period("total", "all")):

@@ -41,6 +41,7 @@ from scoring.models import (
 from scoring.periods import Period
 from scoring.ranking import Ranked
 from scoring.settings import Settings
+from scoring.texts.admin import flag_detail
 from tests import factories as f
 from tests.scoring import builders as b
 from worker import tasks
@@ -395,7 +396,8 @@ async def test_daily_volume_only_marks(lite: Sessions, sqlite_url: str, redis_ur
     async with sessions() as s:
         flags = (await s.scalars(select(Flag))).all()
     assert [(fl.rule, fl.hold, fl.station_id) for fl in flags] == [("daily_volume", False, st.id)]
-    assert "22" in flags[0].detail and "20" in flags[0].detail
+    assert {k: flags[0].params[k] for k in ("count", "limit", "floor")} == {"count": 22, "limit": 20, "floor": 20}
+    assert "22" in flag_detail(flags[0].rule, flags[0].params) and "20" in flag_detail(flags[0].rule, flags[0].params)
     assert await count(sessions, Entry) == 2 * 22  # marked, not held
     assert fraud.daily_threshold([0] * 15 + [10] * 15, fraud.Thresholds()) == 25
 
