@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,9 +31,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring.boards import EARNED
+from scoring import live
+from scoring.boards import EARNED, talent_points
 from scoring.models import Activity, Entry, Gift, Redemption, Station, Talent, Visit
 from scoring.periods import Period
+from scoring.ranking import Ranked
 
 MAX_FAILED_BINDS: Final = 5
 BIND_WINDOW_S: Final = 3600
@@ -240,3 +243,45 @@ async def talent_year_rank(session: AsyncSession, talent_id: int, now: datetime)
             .group_by(Entry.talent_id).having(func.sum(Entry.amount) > mine).subquery())
     ahead = await session.scalar(select(func.count()).select_from(sums))
     return int(ahead or 0) + 1, int(mine)
+
+
+# -- the talent's replies: 积分 and 排名, one call each ------------------------------------------------------
+@dataclass(frozen=True)
+class Points:
+    """What `积分` shows: the talent's points ({"total", "year", "month", "balance"}) and recent entries."""
+
+    points: Mapping[str, int]
+    lines: list[Line]
+
+    @property
+    def owed(self) -> int:
+        """Points a void took back that were spent already (a negative balance), else 0."""
+        return max(0, -self.points["balance"])
+
+
+async def points_of(session: AsyncSession, talent_id: int, now: datetime, recent: int = 5) -> Points:
+    return Points(await talent_points(session, talent_id, now), await recent_entries(session, talent_id, recent))
+
+
+@dataclass(frozen=True)
+class Standings:
+    """What `排名` shows: the month board's first stations with points, and the talent's year standing
+    (rank None: no points this year; `mine` None: no talent bound)."""
+
+    top: list[Ranked]
+    mine: tuple[int | None, int] | None
+
+
+async def talent_rank(session: AsyncSession, redis: Any, talent_id: int, now: datetime) -> tuple[int | None, int]:
+    """(rank, points) this year: from the live boards in Redis when built, else one aggregate in SQL."""
+    if await live.is_built(redis):
+        standing = await live.talent_standing(redis, talent_id, Period.parse("year", now=now))
+        return standing if standing is not None else (None, 0)
+    return await talent_year_rank(session, talent_id, now)
+
+
+async def standings(session: AsyncSession, redis: Any, talent_id: int | None, now: datetime,
+                    top: int = 5) -> Standings:
+    board = await live.station_board(session, redis, Period.parse("month", now=now), now=now)
+    mine = await talent_rank(session, redis, talent_id, now) if talent_id is not None else None
+    return Standings([r for r in board if r.points > 0][:top], mine)

@@ -92,6 +92,22 @@ async def pending_costs(session: AsyncSession, talent_id: int) -> int:
     return int(total or 0)
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What `礼品` shows a talent: the active gifts, and what the talent may spend (balance minus pending
+    redemptions; None when no talent is bound)."""
+
+    offers: list[Offer]
+    available: int | None
+
+
+async def catalogue_for(session: AsyncSession, talent_id: int | None) -> Catalogue:
+    available = None
+    if talent_id is not None:
+        available = await talent_balance(session, talent_id) - await pending_costs(session, talent_id)
+    return Catalogue(await catalogue(session), available)
+
+
 async def request_redemption(session: AsyncSession, *, talent_id: int, gift_id: int) -> Requested | RedeemRefused:
     """Store a pending redemption in the caller's transaction (the caller enqueues the job after commit)."""
     gift = await session.get(Gift, gift_id)

@@ -106,6 +106,7 @@ class VisitRecord:
 class Accepted:
     visit: VisitRecord
     station_name: str = ""
+    talent_name: str = ""  # filled by record_personal_scan (the operator's reply names the talent)
 
     @property
     def job(self) -> Job:
@@ -118,6 +119,8 @@ class Rejected:
     reason: Reason
     visit: VisitRecord | None = None  # the stored rejected scan
     station_name: str = ""  # when the station is known
+    title: str = ""  # an activity's scan: the activity, when it is known (the reply names it)
+    starts_at: datetime | None = None
 
 
 Outcome = Accepted | Rejected
@@ -303,6 +306,16 @@ async def record_visits(session: AsyncSession, scans: Sequence[Scan]) -> list[Ou
 async def record_visit(session: AsyncSession, scan: Scan) -> Outcome:
     """One scan: see `record_visits`."""
     return (await record_visits(session, [scan]))[0]
+
+
+async def record_personal_scan(session: AsyncSession, scan: Scan) -> Outcome:
+    """An operator's scan of a talent's personal code (`personal_code_scan`): `record_visit`, and the
+    talent's name when accepted (the operator's reply names them)."""
+    outcome = await record_visit(session, scan)
+    if isinstance(outcome, Accepted) and outcome.visit.talent_id is not None:
+        name = await session.scalar(select(Talent.name).where(Talent.id == outcome.visit.talent_id))
+        return replace(outcome, talent_name=name or "")
+    return outcome
 
 
 async def store_rejected(session: AsyncSession, scan: Scan, talent_id: int | None, station_id: int | None,

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot import texts
 from bot.handlers import admin as admin_words
 from bot.router import Context, Router
-from scoring import accounts, gifts, live, staff
-from scoring.boards import talent_points
+from scoring import accounts, gifts, staff
 from scoring.clock import utcnow
 from scoring.db import transaction
-from scoring.ledger import talent_balance
 from scoring.operations import parse_id
-from scoring.periods import Period, to_local
+from scoring.periods import to_local
 
 router = Router("account")
 
@@ -78,13 +72,12 @@ async def points(ctx: Context, rest: str) -> str:
         return texts.NEED_BIND
     now = ctx.incoming.received_at or utcnow()
     async with ctx.deps.sessions() as s:
-        p = await talent_points(s, talent.id, now)
-        lines = await accounts.recent_entries(s, talent.id, 5)
-    owed = -p["balance"]
-    out = [texts.POINTS_OWED.format(owed=owed, **p) if owed > 0 else texts.POINTS.format(**p)]
-    if lines:
+        mine = await accounts.points_of(s, talent.id, now)
+    p = mine.points
+    out = [texts.POINTS_OWED.format(owed=mine.owed, **p) if mine.owed > 0 else texts.POINTS.format(**p)]
+    if mine.lines:
         out.append(texts.POINTS_RECENT)
-        for line in lines:
+        for line in mine.lines:
             local = to_local(line.occurred_at)
             day = texts.DAY_LABEL.format(month=local.month, day=local.day)
             out.append(texts.POINTS_LINE.format(date=day, amount=line.amount, what=entry_words(line)))
@@ -95,24 +88,15 @@ async def points(ctx: Context, rest: str) -> str:
     return "\n".join(out)
 
 
-async def _talent_rank(ctx: Context, session: AsyncSession, talent_id: int, now: datetime) -> tuple[int | None, int]:
-    """(rank, points) this year: from the live boards in Redis when built, else one aggregate in SQL."""
-    if await live.is_built(ctx.deps.redis):
-        standing = await live.talent_standing(ctx.deps.redis, talent_id, Period.parse("year", now=now))
-        return standing if standing is not None else (None, 0)
-    return await accounts.talent_year_rank(session, talent_id, now)
-
-
 @router.word("排名", "rank", changes_state=False)
 async def rank(ctx: Context, rest: str) -> str:
     now = ctx.incoming.received_at or utcnow()
     talent = await ctx.talent()
     async with ctx.deps.sessions() as s:
-        board = await live.station_board(s, ctx.deps.redis, Period.parse("month", now=now), now=now)
-        mine = await _talent_rank(ctx, s, talent.id, now) if talent else None
-    top = [r for r in board if r.points > 0][:5]
+        board = await accounts.standings(s, ctx.deps.redis, talent.id if talent else None, now)
+    mine = board.mine
     out = [texts.RANK_HEAD, *(texts.RANK_LINE.format(rank=r.rank, name=r.standing.name, points=r.points)
-                              for r in top)] if top else [texts.RANK_NONE]
+                              for r in board.top)] if board.top else [texts.RANK_NONE]
     if talent is None:
         out.append(texts.NEED_BIND)
     elif mine is None or mine[0] is None:
@@ -130,10 +114,8 @@ async def gift_list(ctx: Context, rest: str) -> str:
     if talent is None and "admin" in await ctx.roles():
         return await admin_words.gift_listing(ctx)
     async with ctx.deps.sessions() as s:
-        items = await gifts.catalogue(s)
-        available = None
-        if talent is not None:
-            available = await talent_balance(s, talent.id) - await gifts.pending_costs(s, talent.id)
+        shown = await gifts.catalogue_for(s, talent.id if talent else None)
+    items, available = shown.offers, shown.available
     if not items:
         return texts.GIFTS_NONE
     out = [texts.GIFTS_HEAD]

@@ -12,7 +12,6 @@ from scoring.db import transaction
 from scoring.facts import activity as activity_fact
 from scoring.facts import media as media_fact
 from scoring.facts.common import Params
-from scoring.models import Talent
 from scoring.rules import RULES
 from scoring.tokens import activity_scene
 
@@ -187,10 +186,8 @@ async def scan_talent(ctx: Context, scene: str) -> str:
     scan = visits.personal_code_scan(ctx.deps.settings.scene_key, scene, operator_openid=ctx.openid,
                                      station_id=station_id, at=at)
     async with transaction(ctx.deps.sessions) as s:
-        outcome = await visits.record_visit(s, scan)
-        talent = await s.get(Talent, outcome.visit.talent_id) \
-            if isinstance(outcome, visits.Accepted) and outcome.visit.talent_id else None
+        outcome = await visits.record_personal_scan(s, scan)
     if isinstance(outcome, visits.Accepted):
         await ctx.deps.enqueue_fact(outcome.job)
-        return texts.OP_SCAN_OK.format(name=talent.name if talent else "", points=RULES["R3"].talent)
+        return texts.OP_SCAN_OK.format(name=outcome.talent_name, points=RULES["R3"].talent)
     return texts.OP_SCAN_REJECTED.get(outcome.reason.value, texts.OP_SCAN_REJECTED_OTHER)

@@ -18,7 +18,6 @@ from scoring import visits
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.facts import attendance
-from scoring.models import Activity, Station
 from scoring.rules import RULES
 from scoring.settings import Settings
 from scoring.tokens import TALENT_CODE_TTL_S, SceneError, parse_scene, talent_scene
@@ -71,11 +70,9 @@ async def activity_scan(ctx: Context, scene: str) -> str:
         outcome = await attendance.record(s, openid=ctx.openid, activity_id=activity_id, at=at,
                                           code_error=code_error,
                                           grace=timedelta(minutes=settings.activity_code_grace_minutes))
-        if isinstance(outcome, visits.Rejected):
-            act = await s.get(Activity, activity_id) if activity_id is not None else None
-            station = await s.get(Station, act.station_id) if act is not None else None
-            return rejected_text(settings, outcome.reason, station=station.name if station else "",
-                                 title=act.title if act else "", start=when(act.starts_at) if act else "")
+    if isinstance(outcome, visits.Rejected):
+        return rejected_text(settings, outcome.reason, station=outcome.station_name, title=outcome.title,
+                             start=when(outcome.starts_at) if outcome.starts_at else "")
     if isinstance(outcome.visit, visits.Accepted):
         await ctx.deps.enqueue_fact(outcome.visit.job)
         r3 = RULES["R3"]

@@ -61,7 +61,8 @@ async def record(session: AsyncSession, *, openid: str, activity_id: int | None,
                  code_error: Reason | None = None, grace: timedelta = EARLY) -> Attended | Rejected:
     """A talent scanned an activity's code (`ac:<id>:<token>`, verified by the caller; a failed
     verification comes as `code_error`). Records the attendance and its R3 visit, in the caller's
-    transaction; refusals are stored as rejected visits like any other scan."""
+    transaction; refusals are stored as rejected visits like any other scan, and name the activity (its
+    station, title and start) when it is known, for the reply."""
     scan = Scan(openid=openid, at=at, source=Source.ACTIVITY, code_error=code_error)
     activity = await lock(session, Activity, activity_id) if activity_id is not None and code_error is None \
         else None  # locked: the last seat goes to one walk-in
@@ -76,8 +77,8 @@ async def record(session: AsyncSession, *, openid: str, activity_id: int | None,
     reason = refusal(None, station_status, talent_id, staff, unknown=Reason.UNKNOWN_ACTIVITY,
                      window=window(activity, at, grace))
     if reason is not None:
-        return await store_rejected(session, scan, talent_id if reason is Reason.STAFF_OWN_STATION else None,
-                                    activity.station_id, reason)
+        return await _named(session, activity, await store_rejected(
+            session, scan, talent_id if reason is Reason.STAFF_OWN_STATION else None, activity.station_id, reason))
     assert talent_id is not None
     attendance = await session.scalar(select(Attendance).where(
         Attendance.activity_id == activity.id, Attendance.talent_id == talent_id))
@@ -87,7 +88,8 @@ async def record(session: AsyncSession, *, openid: str, activity_id: int | None,
     walk_in = signed_up is None
     if attendance is None and walk_in and activity.capacity is not None \
             and await seats_taken(session, activity.id) >= activity.capacity:
-        return await store_rejected(session, scan, talent_id, activity.station_id, Reason.ACTIVITY_FULL)
+        return await _named(session, activity, await store_rejected(session, scan, talent_id, activity.station_id,
+                                                                   Reason.ACTIVITY_FULL))
     outcome = await record_visit(session, replace(scan, talent_id=talent_id))
     if attendance is None:
         attendance = Attendance(activity_id=activity.id, talent_id=talent_id, visit_id=outcome.visit.id
@@ -95,6 +97,11 @@ async def record(session: AsyncSession, *, openid: str, activity_id: int | None,
         session.add(attendance)
         await session.flush()
     return Attended(attendance=attendance, visit=outcome, activity=activity, first=first, walk_in=walk_in)
+
+
+async def _named(session: AsyncSession, activity: Activity, rejected: Rejected) -> Rejected:
+    station = await session.scalar(select(Station.name).where(Station.id == activity.station_id))
+    return replace(rejected, station_name=station or "", title=activity.title, starts_at=activity.starts_at)
 
 
 def attendees(activity_id: Any) -> Any:

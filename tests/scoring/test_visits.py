@@ -161,6 +161,14 @@ async def test_personal_code_scanned_by_an_operator(lite):
         ("oT", t.id, "operator", "oOp")
     assert [o.reason for o in out[1:] if isinstance(o, Rejected)] == \
         [Reason.EXPIRED_CODE, Reason.FORGED_CODE, Reason.NOT_BOUND]
+    # the operator's reply names the talent: record_personal_scan gives the name with the outcome
+    async with transaction(sessions) as s:
+        again = await visits.record_personal_scan(s, scans[0])
+        other = await f.talent(s, openid="oT2", name="陈晓")
+        named = await visits.record_personal_scan(s, visits.personal_code_scan(
+            KEY, talent_scene(KEY, other.id, visits.unix(now)), operator_openid="oOp", station_id=st.id, at=now))
+    assert isinstance(again, Rejected) and again.reason is Reason.ALREADY_TODAY
+    assert isinstance(named, Accepted) and named.talent_name == "陈晓"
 
 
 # -- activities ----------------------------------------------------------------------------------------
@@ -259,3 +267,8 @@ async def test_activity_refusals(lite):
     assert isinstance(forged, Rejected) and forged.reason is Reason.FORGED_CODE
     assert [v.reason for v in await all_visits(sessions)] == \
         ["unknown_activity", "not_bound", "staff_own_station", "forged_code"]
+    # a refusal names the activity when it is known (the reply names it: one domain call for the handler)
+    assert (not_bound.station_name, not_bound.title, not_bound.starts_at) == (st.name, act.title, act.starts_at)
+    assert (staff.station_name, staff.title) == (st.name, act.title)
+    assert (out.station_name, out.title, out.starts_at) == ("", "", None)
+    assert (forged.station_name, forged.title, forged.starts_at) == ("", "", None)
