@@ -18,7 +18,7 @@ RANK_TEXTS = {
 
 # -- a hold on one of the station's visits (scoring/notify.py) ---------------------------------------------------
 HOLD_OPERATOR = ("提醒：{station}有一次打卡（人才{talent}）因30分钟内在{n}个站点打卡，积分暂缓计入，"
-                        "待管理员审核。您无需操作，如有疑问请联系管理员。")
+                 "待管理员审核。您无需操作，如有疑问请联系管理员。")
 
 # -- the hourly digest of the station's entries (scoring/notify.py `send_digests`) --------------------------------
 DIGEST = "本站（{station}）过去一小时积分变动：{lines}；合计{total:+d}分。发送「排名」可查看榜单。"
@@ -50,17 +50,17 @@ PLAN_REMINDER = ("【活动计划提醒】{name}尚未发布{month}的活动。�
 
 # -- the annual rating (scoring/rating.py) --------------------------------------------------------------------------
 RATING_PROMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,"
-            "星级由{before}星晋升为{after}星。祝贺!请继续保持。")
+                   "星级由{before}星晋升为{after}星。祝贺!请继续保持。")
 RATING_KEPT_TOP = "【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列前20%,继续保持五星。祝贺!请继续保持。"
 RATING_DEMOTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级由{before}星降为{after}星。"
-           "请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
+                  "请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
 RATING_DEMOTED_AT_ONE = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,星级保持一星,"
-                  "但计为一次降星。请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
+                         "但计为一次降星。请分析原因、抓好整改。如明年再次降星,将予以摘牌。")
 RATING_DELISTED = ("【年度评星】{name}{year}年度积分{points}分,排名第{rank}名,位列后10%,连续两年降星,依规予以摘牌。"
-            "站点码已停用,如有疑问请联系市人才发展促进会。")
+                   "站点码已停用,如有疑问请联系市人才发展促进会。")
 RATING_TOP_SUBSIDY = "已列入{year}年度补助名单(每家不超过{amount}元),请留意主管部门通知。"
 RATING_NEW_SUBSIDY = ("【运作经费补助】{name}为{year}年度新认定的市级{kind},已列入运作经费补助名单({amount}元),"
-               "请留意主管部门通知。")
+                      "请留意主管部门通知。")
 RATING_KIND_WORDS = {"home": "人才之家", "community": "人才社区"}
 RATING_REVERSED = "【年度评星】{name}{year}年度评星结果已撤销,星级恢复为{stars}星{status}。重新评定后将另行通知。"
 RATING_REVERSED_RELISTED = ",站点恢复运营"

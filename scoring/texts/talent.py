@@ -19,12 +19,12 @@ BOOKING_VISIT_WORD = "到站交流"
 REDEEMED = "兑换成功：{gift}（{cost}积分）。提货码：{code}，请凭提货码到{place}领取。发送「积分」可查看余额。"
 REDEEMED_ANYWHERE = "人才之家"  # {place} of a city-wide gift; a station gift names its station
 REFUSED_BALANCE = ("兑换未成功：积分余额不足（{gift}需{cost}分，您当前可用{balance}分），本次未扣积分。"
-                          "多打卡、多参加活动即可累积积分。")
+                   "多打卡、多参加活动即可累积积分。")
 REFUSED_STOCK = "兑换未成功：{gift}已兑完，本次未扣积分。发送「礼品」可查看其他可兑换的礼品。"
 
 # -- holds and voids of their points (scoring/notify.py): no fraud details, only where, why and what to do -------
 HOLD_TALENT = "您好，您在{station}的打卡正在核实中，核实后积分会自动到账，如有疑问请联系站点工作人员。"
 VOIDED_TALENT_VISIT = ("您好，您{day}在{station}的打卡经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
-                              "当前积分为{balance}分。如有疑问请联系{station}工作人员。")
+                       "当前积分为{balance}分。如有疑问请联系{station}工作人员。")
 VOIDED_TALENT = ("您好，您的{n}笔积分经管理员核实已作废（原因：{reason}），已扣回{points}积分，"
-                        "当前积分为{balance}分。如有疑问请联系站点工作人员。")
+                 "当前积分为{balance}分。如有疑问请联系站点工作人员。")
