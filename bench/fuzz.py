@@ -601,6 +601,25 @@ async def run(args: argparse.Namespace, folder: str) -> dict[str, Any]:
         await fake.close()
 
 
+# What the first runs found; each is fixed and has a regression test (tests/bot/test_fuzz.py,
+# tests/web/test_api_fuzz.py).
+FOUND = """\
+Found by the first runs of this script and fixed, each with a regression test:
+
+- a callback field repeated (`<Content>` twice: a list), with an attribute or with children (a dict) crashed the
+  handler (`'list' object has no attribute 'strip'`, a traceback in the log, an empty answer); a repeated
+  `ScanResult` crashed the scene dispatch (`unhashable type: 'list'`); a deeply nested `EventKey` or consent
+  list was a `RecursionError` (a 500 from aiohttp, or a handler crash). Now `bot/webhook.py` `check_shape`
+  refuses them with 400 before any handler runs (text fields must be text, nesting at most 8 levels);
+- `POST /api/v1/session`, `/api/v1/me/signups` and `/api/v1/me/bookings` with 4 KiB of `[` were a 500
+  (`json.loads` raises `RecursionError`, not `ValueError`): now 400 `bad_body`;
+- `服务 <300 kB of text>` from a talent made SQLite refuse the station-name LIKE ("pattern too complex", a
+  handler crash, once in the first 10-minute run): `scoring/services.py` `find_station` now answers "no such
+  station" for text longer than any station name;
+- `解绑` from any follower who is not bound wrote an audit row of kind `action`, so a flood of them could push
+  real admin actions out of `审计`'s view: it is now a `refusal` row."""
+
+
 def report(result: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     stats: Stats = result["stats"]
     rows = []
@@ -630,6 +649,8 @@ def report(result: dict[str, Any], args: argparse.Namespace, command: str) -> st
         "- rows written by design (see `legitimate()` in bench/fuzz.py): "
         + ("; ".join(f"{t} +{n} ({why})" for t, (n, why) in result["allowed_changes"].items()) or "none"),
         f"- both bots still running at the end: {'yes' if all(result['alive'].values()) else result['alive']}",
+        "",
+        FOUND,
     ]
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from bot import webhook
+from bot import texts, webhook
 from scoring.models import AuditLog, Base
 from tests.bot import flows
 from tests.bot.conftest import Bot
@@ -186,3 +186,16 @@ async def test_unbind_by_a_follower_who_is_not_bound_is_audited_as_a_refusal(any
     async with any_bot.sessions() as s:
         [row] = (await s.scalars(select(AuditLog))).all()
     assert (row.actor, row.outcome, row.kind) == ("oNobody", "refused: not_bound", "refusal")
+
+
+async def test_service_list_for_a_huge_station_name_is_no_station_not_a_crash(any_bot: Bot,
+                                                                               caplog: pytest.LogCaptureFixture
+                                                                               ) -> None:
+    """Found by bench/fuzz.py: `服务 <300 kB>` made SQLite refuse the LIKE ("pattern too complex"): a crash."""
+    caplog.set_level(logging.WARNING)
+    await flows.station(any_bot, "ST1")  # LIKE is only evaluated against a row
+    await flows.talent(any_bot, openid="oT1")
+    huge = "A" * 300_000
+    reply = await any_bot.wx.text("oT1", f"服务 {huge}")
+    assert reply.status == 200 and reply.text == texts.SERVICES_NO_STATION.format(text=huge[:30])
+    assert not errors(caplog)
