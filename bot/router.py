@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import texts
+from bot import ratelimit, texts
 from scoring import accounts, staff
 from scoring.db import transaction
 from scoring.models import Talent
@@ -199,6 +199,14 @@ class Dispatcher:
 
     async def dispatch(self, ctx: Context) -> str | None:
         inc = ctx.incoming
+        if inc.kind != "event" or inc.event in self.events:  # what the bot would act on (bot/ratelimit.py)
+            verdict, wait_s = await ratelimit.check(ctx)
+            if verdict is ratelimit.Verdict.WARN:
+                log.warning("rate limit: %s is over %d messages in %d s; further ones dropped", inc.openid,
+                            ctx.deps.settings.rate_limit_messages, ctx.deps.settings.rate_limit_window_s)
+                return texts.RATE_LIMITED.format(seconds=wait_s)
+            if verdict is ratelimit.Verdict.DROP:
+                return None
         if inc.kind == "text":
             if not inc.text.strip():
                 return texts.EMPTY_TEXT

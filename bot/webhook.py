@@ -85,7 +85,35 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     xml = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(xml, dict):
         raise BadRequest("no <xml> root")
+    check_shape(xml)
     return xml
+
+
+# Fields WeChat sends as plain text: repeated (a list), with attributes or children (a dict) they are refused.
+TEXT_FIELDS = ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "MsgID", "Event",
+               "EventKey", "Ticket", "Encrypt", "Status", "MediaId", "PicUrl", "Format", "Recognition", "Title",
+               "Description", "Url", "Label", "Latitude", "Longitude", "Precision", "Location_X", "Location_Y")
+MAX_DEPTH = 8  # real callbacks nest 4 levels below <xml> at most (SendPicsInfo > PicList > item > PicMd5Sum)
+
+
+def check_shape(xml: dict[str, Any]) -> None:
+    """The shape the handlers may rely on (found by bench/fuzz.py): text fields are text, a scan's
+    ScanCodeInfo holds text, and nothing nests deeper than MAX_DEPTH (a deep tree made repr() and the consent
+    parser recurse past Python's limit)."""
+    for name in TEXT_FIELDS:
+        if not isinstance(xml.get(name, ""), str | None):
+            raise BadRequest(f"{name} is not text")
+    info = xml.get("ScanCodeInfo")
+    if info is not None and not (isinstance(info, dict) and all(
+            isinstance(info.get(k, ""), str | None) for k in ("ScanType", "ScanResult"))):
+        raise BadRequest("ScanCodeInfo is not text")
+    level: list[Any] = [xml]
+    for _ in range(MAX_DEPTH):
+        level = [c for node in level for c in (node.values() if isinstance(node, dict) else node)
+                 if isinstance(c, dict | list)]
+        if not level:
+            return
+    raise BadRequest("nested too deeply")
 
 
 def message_of(raw: dict[str, Any]) -> Any:

@@ -66,11 +66,14 @@ class ServiceList:
 
 
 # -- finding stations --------------------------------------------------------------------------------------
+STATION_NAME_MAX: Final = 200  # stations.name is String(200), stations.code String(32)
+
+
 async def find_station(session: AsyncSession, text: str, *, exact: bool = False) -> Station | None:
     """A station by code (any case) or name: exact name first, then (unless `exact`) the one name
     containing `text`."""
     t = text.strip()
-    if not t:
+    if not t or len(t) > STATION_NAME_MAX:  # nothing longer matches; and SQLite refuses a LIKE over 50 kB
         return None
     found = await session.scalar(select(Station).where(func.lower(Station.code) == t.lower()))
     if found is not None:

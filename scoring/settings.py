@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     bot_reuse_port: bool = False
     admin_openids: str = ""
     allow_plain_staff_commands: bool = False
+    # Per-openid flood limit (bot/ratelimit.py): this many messages per window are handled; the first one over
+    # gets a polite reply, the rest of the window is acknowledged silently. 0 turns the limit off.
+    rate_limit_messages: int = Field(default=30, ge=0)
+    rate_limit_window_s: int = Field(default=60, ge=1, le=3600)
 
     # Secret for the HMAC-signed QR scene tokens; defaults to one derived from the WeChat secret.
     scene_secret: SecretStr | None = None

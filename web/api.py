@@ -527,7 +527,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(413, "too_large")
     try:
         body = json.loads(raw or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # `[[[[...` 4 KiB deep is a RecursionError, not a ValueError
         raise ApiError(400, "bad_body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body")

@@ -128,7 +128,7 @@ async def _sns(settings: Settings, path: str, query: dict[str, str]) -> dict[str
             if resp.status != 200:
                 raise LoginFailed("wechat_unavailable", f"HTTP {resp.status}")
             body = json.loads(await resp.read())
-    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+    except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as err:  # deep JSON: RecursionError
         raise LoginFailed("wechat_unavailable", type(err).__name__) from None
     if not isinstance(body, dict):
         raise LoginFailed("wechat_unavailable", "not an object")
@@ -225,7 +225,7 @@ async def create_session(request: web.Request) -> web.Response:
     raw = await request.content.read(4097)
     try:
         body = json.loads(raw) if len(raw) <= 4096 else None
-    except ValueError:
+    except (ValueError, RecursionError):  # `[[[[...` 4 KiB deep is a RecursionError, not a ValueError
         body = None
     if not isinstance(body, dict):
         return _error(400, "bad_body")
