@@ -88,8 +88,9 @@ end
 
 
 # -- the bare baseline ----------------------------------------------------------------------------------------
-def bare_server(port: int, aes: bool) -> None:
-    """Check the signature, parse with wechatpy, render a text reply (decrypt/encrypt in safe mode)."""
+def bare_server(port: int, aes: bool, use_uvloop: bool) -> None:
+    """Check the signature, parse with wechatpy, render a text reply (decrypt/encrypt in safe mode). On
+    asyncio's own event loop unless `--bare-loop uvloop`."""
     from aiohttp import web
     from wechatpy import parse_message
     from wechatpy.crypto import WeChatCrypto
@@ -123,7 +124,11 @@ def bare_server(port: int, aes: bool) -> None:
     app = web.Application()
     app.router.add_post("/wechat", handle)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: None, access_log=None)
+    loop = None
+    if use_uvloop:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: None, access_log=None, loop=loop)
 
 
 # -- data and requests ----------------------------------------------------------------------------------------
@@ -280,6 +285,7 @@ def start_server(target: str, mode: str, folder: str, env: dict[str, str]) -> tu
     else:
         cmd = [sys.executable, os.path.abspath(__file__), "--bare-server", str(port)]
         cmd += ["--aes"] if mode == "safe" else []
+        cmd += ["--bare-uvloop"] if env.get("BENCH_BARE_LOOP") == "uvloop" else []
     with open(os.path.join(folder, f"{target}-{mode}.log"), "w") as log:
         proc = subprocess.Popen(cmd, env=env | {"BOT_PORT": str(port)}, cwd=folder, stdout=subprocess.DEVNULL,
                                 stderr=log)
@@ -296,6 +302,20 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def profile(pid: int, args: argparse.Namespace, name: str) -> subprocess.Popen[bytes] | None:
+    """`--py-spy DIR`: py-spy samples the server through the run (collapsed stacks, one file per run, GIL
+    holder only, idle frames left out); `bench/spy_summary.py` (or any flame-graph tool) reads them."""
+    if not args.py_spy:
+        return None
+    os.makedirs(args.py_spy, exist_ok=True)
+    out = os.path.join(args.py_spy, f"{name}-{time.strftime('%H%M%S')}.txt")
+    exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return subprocess.Popen([exe if os.path.exists(exe) else "py-spy", "record", "--pid", str(pid),
+                             "--format", "raw", "--gil", "--threads",
+                             "--rate", "250", "-d", str(max(1, round(args.duration))), "-o", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def median_run(runs: list[Run]) -> Run:
     """The run with the median throughput (its own latencies go with it)."""
     return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
@@ -310,7 +330,8 @@ def bench_mode(folder: str, mode: str, args: argparse.Namespace, redis_url: str,
     per_run, warm = int(args.duration * args.max_rate), int(args.warmup * args.max_rate)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DATABASE_", "REDIS_", "BOT_"))}
     env |= {"DATABASE_URL": f"sqlite+aiosqlite:///{db_path}", "REDIS_URL": redis_url, "WECHAT_TOKEN": TOKEN,
-            "WECHAT_APPID": APPID, "WECHAT_SECRET": "benchsecret", "BOT_HOST": "127.0.0.1"}
+            "WECHAT_APPID": APPID, "WECHAT_SECRET": "benchsecret", "BOT_HOST": "127.0.0.1",
+            "BOT_UVLOOP": "1" if args.bot_loop == "uvloop" else "0", "BENCH_BARE_LOOP": args.bare_loop}
     if aes:
         env["WECHAT_AES_KEY"] = AES_KEY
     servers = {target: start_server(target, mode, folder, env) for target in ("bare", "bot")}
@@ -330,8 +351,11 @@ def bench_mode(folder: str, mode: str, args: argparse.Namespace, redis_url: str,
                 write_requests(path, next_pair, per_run, args.stations, args.talents, aes)
                 next_pair += per_run
                 cpu_before = cpu_seconds(proc.pid)
+                spy = profile(proc.pid, args, f"{mode}-{target}") if target == "bot" else None
                 run = wrk(target, port, path, script, args.duration, args.connections, per_run)
                 run.cpu_s = cpu_seconds(proc.pid) - cpu_before
+                if spy is not None:
+                    spy.wait()
                 loads.append(load_average())
                 runs[target].append(run)
                 print(f"  {mode:5} {target:5} {fmt_int(run.rps):>7} req/s  p50 {run.p50_ms:6.1f} ms  "
@@ -421,14 +445,20 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--stations", type=int, default=200)
     ap.add_argument("--talents", type=int, default=5000)
-    ap.add_argument("--max-rate", type=float, default=9000.0,
+    ap.add_argument("--max-rate", type=float, default=15000.0,
                     help="requests prepared per second of run (more than any server here answers)")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--py-spy", metavar="DIR", help="profile the bot's measured runs with py-spy into DIR")
+    ap.add_argument("--bot-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                    help="the bot's event loop (BOT_UVLOOP; default uvloop, as `talenthome serve`)")
+    ap.add_argument("--bare-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="the bare handler's event loop (default asyncio's own, as a plain aiohttp app)")
     ap.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--aes", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server:
-        bare_server(args.bare_server, args.aes)
+        bare_server(args.bare_server, args.aes, args.bare_uvloop)
         return 0
     if shutil.which("wrk") is None:
         print("bench/webhook.py needs wrk (apt-get install wrk)", file=sys.stderr)

@@ -19,6 +19,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from bot.batcher import VisitBatcher
 from bot.handlers import root_router
+from bot.loop import loop_name
 from bot.redis_pipe import AutoPipeline
 from bot.router import Dispatcher, Router
 from bot.webhook import DEPS_KEY, MAX_BODY, WebhookView
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, handler_budget_s: float = 4.0) -> web.Appl
 
     async def startup(app: web.Application) -> None:
         app[DEPS_KEY] = await build_deps(settings, handler_budget_s=handler_budget_s)
+        log.info("bot started on the %s event loop", loop_name(asyncio.get_running_loop()))
 
     async def cleanup(app: web.Application) -> None:
         await close_deps(app[DEPS_KEY])

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     bot_port: int = 8080
     # Several `talenthome serve` processes on one port (SO_REUSEPORT; `talenthome run --bots N` sets it).
     bot_reuse_port: bool = False
+    # `talenthome serve` on uvloop when it is installed (bot/loop.py); 0 keeps asyncio's own event loop.
+    bot_uvloop: bool = True
     admin_openids: str = ""
     allow_plain_staff_commands: bool = False
     # Per-openid flood limit (bot/ratelimit.py): this many messages per window are handled; the first one over

@@ -77,6 +77,7 @@ def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import create_app
+    from bot.loop import new_event_loop
 
     settings = Settings()
     refuse_public_demo(settings)
@@ -86,7 +87,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port,
                     reuse_port=settings.bot_reuse_port or None, print=lambda *_: None, access_log=None,
-                    handle_signals=True)
+                    handle_signals=True, loop=new_event_loop(settings.bot_uvloop))
     finally:
         private.stop()
     return 0
