@@ -21,11 +21,13 @@ request. Target: bot req/s >= 0.5x the bare handler's, p99 < 100 ms.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import os
+import resource
 import secrets
 import shutil
 import sqlite3
@@ -33,7 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -42,6 +44,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.common import (  # noqa: E402
+    create_pg_database,
     fmt_int,
     format_table,
     machine_info,
@@ -49,8 +52,9 @@ from bench.common import (  # noqa: E402
     replace_section,
     stop_on_sigterm,
     temp_dir,
+    temp_postgres,
 )
-from talenthome.servers import RedisServer, free_port  # noqa: E402
+from talenthome.servers import RedisServer, free_port, pg_bindir  # noqa: E402
 
 TOKEN = "benchtoken"
 APPID = "wxbench000000001"
@@ -159,6 +163,49 @@ def seed(db_path: str, stations: int, talents: int) -> None:
             [(i, f"QZ{i:07d}", f"人才{i}", f"oBench{i:07d}", now, now) for i in range(1, talents + 1)])
 
 
+async def seed_postgres(url: str, stations: int, talents: int) -> None:
+    """The same schema and rows on PostgreSQL (the models' metadata, Core executemany)."""
+    from scoring import periods
+    from scoring.clock import utcnow
+    from scoring.db import make_engine
+    from scoring.models import Base, Station, Talent
+
+    engine = make_engine(url)
+    now = utcnow()
+    certified = date(2020, 5, 1)
+    eligible = periods.eligible_from(certified)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            await conn.execute(Station.__table__.insert(), [
+                {"id": i, "code": f"B{i:05d}", "name": f"人才之家{i:05d}", "kind": "home", "type": "comprehensive",
+                 "county": "鲤城区", "certified_on": certified, "eligible_from": eligible, "stars": 3,
+                 "status": "active", "demotion_streak": 0, "created_at": now, "updated_at": now}
+                for i in range(1, stations + 1)])
+            await conn.execute(Talent.__table__.insert(), [
+                {"id": i, "cert_no": f"QZ{i:07d}", "name": f"人才{i}", "phone": "", "category": "A",
+                 "county": "丰泽区", "openid": f"oBench{i:07d}", "bound_at": now, "created_at": now}
+                for i in range(1, talents + 1)])
+    finally:
+        await engine.dispose()
+
+
+async def count_postgres(url: str) -> tuple[int, int]:
+    """(accepted visits, rejected visits) in a PostgreSQL bench database."""
+    from sqlalchemy import text
+
+    from scoring.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT COUNT(*) FILTER (WHERE status = 'accepted'),"
+                                           " COUNT(*) FILTER (WHERE status = 'rejected') FROM visits"))).one()
+    finally:
+        await engine.dispose()
+    return int(row[0]), int(row[1])
+
+
 def _signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
@@ -214,6 +261,7 @@ class Run:
     errors: int
     wrapped: bool
     cpu_s: float = 0.0  # CPU time (user + system) the server process used during the run
+    others: dict[str, float] = field(default_factory=dict)  # CPU s of wrk, Redis, PostgreSQL in the run
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -229,6 +277,28 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and its children (PostgreSQL's postmaster and its backends)."""
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(name) == root or int(fields[1]) == root:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's waited-for children (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -257,12 +327,15 @@ def wrk(label: str, port: int, requests_file: str, script: str, duration: float,
 
 
 def verify(db_path: str, redis_url: str) -> tuple[int, int, int]:
-    """(accepted visits, rejected visits, queued visit jobs)."""
+    """(accepted visits, rejected visits, queued visit jobs); `db_path` a SQLite file or a PostgreSQL URL."""
     import redis
 
-    with sqlite3.connect(db_path) as db:
-        accepted, rejected = (db.execute("SELECT COALESCE(SUM(status = 'accepted'), 0),"
-                                         " COALESCE(SUM(status = 'rejected'), 0) FROM visits").fetchone())
+    if db_path.startswith("postgresql"):
+        accepted, rejected = asyncio.run(count_postgres(db_path))
+    else:
+        with sqlite3.connect(db_path) as db:
+            accepted, rejected = (db.execute("SELECT COALESCE(SUM(status = 'accepted'), 0),"
+                                             " COALESCE(SUM(status = 'rejected'), 0) FROM visits").fetchone())
     client = redis.Redis.from_url(redis_url)
     try:
         jobs = int(client.zcard("arq:queue"))
@@ -291,6 +364,47 @@ def start_server(target: str, mode: str, folder: str, env: dict[str, str]) -> tu
                                 stderr=log)
     wait_healthy(port, proc)
     return proc, port
+
+
+def listening(pid: int, port: int) -> bool:
+    """Does process `pid` hold a socket listening on `port` (IPv4)? From /proc/net/tcp and /proc/PID/fd."""
+    inodes = set()
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def start_bots(count: int, folder: str, env: dict[str, str], name: str) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """`count` `talenthome serve` processes sharing one port (SO_REUSEPORT, as `talenthome run --bots N`
+    starts them), each listening before this returns."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(count):
+        with open(os.path.join(folder, f"{name}-{i + 1}.log"), "w") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "talenthome.cli", "serve"],
+                                          env=env | {"BOT_PORT": str(port), "BOT_REUSE_PORT": "1"}, cwd=folder,
+                                          stdout=subprocess.DEVNULL, stderr=log))
+    deadline = time.monotonic() + 60
+    for proc in procs:
+        while not listening(proc.pid, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: a bot process did not start (see {name}-*.log)")
+            time.sleep(0.1)
+        wait_healthy(port, proc)
+    return procs, port
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -373,6 +487,104 @@ def bench_mode(folder: str, mode: str, args: argparse.Namespace, redis_url: str,
             "visits": visits, "answered": answered, "load": sum(loads) / len(loads)}
 
 
+def bench_postgres(folder: str, args: argparse.Namespace, redis_url: str, script: str, pg_url: str,
+                   meters: dict[str, Any]) -> dict[str, Any]:
+    """Plain mode on PostgreSQL: one bot process and `--pg-bots` processes on one port, both groups up side
+    by side, measured in alternating rounds like bench_mode. Every request is a new pair (one database)."""
+    asyncio.run(seed_postgres(pg_url, args.stations, args.talents))
+    per_run, warm = int(args.duration * args.max_rate), int(args.warmup * args.max_rate)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DATABASE_", "REDIS_", "BOT_"))}
+    env |= {"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
+            "WECHAT_SECRET": "benchsecret", "BOT_HOST": "127.0.0.1",
+            "BOT_UVLOOP": "1" if args.bot_loop == "uvloop" else "0"}
+    labels = {1: "1 bot", args.pg_bots: f"{args.pg_bots} bots"}
+    groups: dict[str, tuple[list[subprocess.Popen[bytes]], int]] = {}
+    runs: dict[str, list[Run]] = {label: [] for label in labels.values()}
+    loads: list[float] = []
+    next_pair = 10_000_000  # far from the SQLite modes' pairs (another database, but the same Redis keys)
+    try:
+        for count, label in labels.items():
+            groups[label] = start_bots(count, folder, env, f"pg-{count}")
+        for label, (_, port) in groups.items():
+            path = os.path.join(folder, f"warm-pg-{label[0]}.txt")
+            write_requests(path, next_pair, warm, args.stations, args.talents, False)
+            next_pair += warm
+            wrk(f"{label} warm-up", port, path, script, args.warmup, args.connections, warm)
+        for _ in range(args.rounds):
+            for label, (procs, port) in groups.items():
+                path = os.path.join(folder, f"req-pg-{label[0]}.txt")
+                write_requests(path, next_pair, per_run, args.stations, args.talents, False)
+                next_pair += per_run
+                cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+                others_before = {name: meter() for name, meter in meters.items()}
+                run = wrk(label, port, path, script, args.duration, args.connections, per_run)
+                run.cpu_s = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+                run.others = {name: meter() - others_before[name] for name, meter in meters.items()}
+                loads.append(load_average())
+                runs[label].append(run)
+                others = "  ".join(f"{name} {1000 * cpu / max(1, run.requests):.2f}"
+                                   for name, cpu in run.others.items())
+                print(f"  pg    {label:7} {fmt_int(run.rps):>7} req/s  p50 {run.p50_ms:6.1f} ms  "
+                      f"p99 {run.p99_ms:6.1f} ms  CPU {run.cpu_ms_per_request:.2f} ms/req (others: {others})  "
+                      f"errors {run.errors}" + ("  (requests wrapped!)" if run.wrapped else ""), flush=True)
+    finally:
+        for procs, _ in groups.values():
+            for proc in procs:
+                stop_server(proc)
+    visits = verify(pg_url, redis_url)
+    answered = sum(r.requests for rs in runs.values() for r in rs)
+    print(f"        bots recorded {visits[0]} accepted visits ({visits[1]} rejected), {visits[2]} visit jobs "
+          f"queued, warm-ups included; wrk counted {answered} answers in the measured runs", flush=True)
+    one, many = (median_run(runs[label]) for label in labels.values())
+    ratios = [b.rps / a.rps for a, b in zip(*runs.values(), strict=True)]
+    return {"labels": list(labels.values()), "one": one, "many": many, "runs": runs, "ratios": ratios,
+            "visits": visits, "answered": answered, "load": sum(loads) / len(loads)}
+
+
+def cpu_budget(run: Run) -> dict[str, float]:
+    """CPU ms per answered request of the bots, wrk, Redis and PostgreSQL in one run."""
+    per = {"bots": run.cpu_ms_per_request}
+    per |= {name: 1000 * cpu / max(1, run.requests) for name, cpu in run.others.items()}
+    return per
+
+
+def pg_report(r: dict[str, Any], args: argparse.Namespace, cores: int) -> str:
+    one, many = r["one"], r["many"]
+    n = args.pg_bots
+    ratio = many.rps / one.rps
+    rows = []
+    for label, run in ((r["labels"][0], one), (r["labels"][1], many)):
+        per = cpu_budget(run)
+        rows.append([f"PostgreSQL, plain: {label}", fmt_int(run.rps), f"{run.p50_ms:.1f}", f"{run.p99_ms:.1f}",
+                     *(f"{per.get(k, float('nan')):.2f}" for k in ("bots", "wrk", "redis", "postgres")),
+                     f"{sum(per.values()):.2f}"])
+    table = format_table(["run (median of the rounds)", "req/s", "p50 ms", "p99 ms", "CPU ms/req: bots", "wrk",
+                          "Redis", "PostgreSQL", "all"], rows)
+    # The model: a request costs `bot` ms of one bot process's CPU (one process runs on one core at a time)
+    # and `total` ms of CPU in all (bots, load generator, Redis, PostgreSQL), all on the same cores.
+    per = cpu_budget(many)
+    bot, total = per["bots"], sum(per.values())
+
+    def bound(bots: int, cpus: int) -> float:
+        return min(bots * 1000 / bot, cpus * 1000 / total)
+
+    limits = ", ".join(f"{c} cores: {fmt_int(bound(1, c))} req/s with 1 bot, {fmt_int(bound(n, c))} with {n} "
+                       f"({bound(n, c) / bound(1, c):.2f}x), {fmt_int(c * 1000 / total)} with enough bots"
+                       for c in sorted({cores, 8}))
+    return f"""{table}
+
+{r['labels'][1]} / 1 bot: {ratio:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r['ratios'])}; target >= 1.6);
+one-minute load average {r['load']:.1f}. Checked after the runs: {r['visits'][0]:,} accepted visits,
+{r['visits'][1]} rejected, {r['visits'][2]:,} queued jobs (warm-ups included; wrk counted {r['answered']:,}
+answers in the measured runs).
+
+CPU budget (from the {n}-bot run): a callback costs {bot:.2f} ms of bot CPU and {total:.2f} ms of CPU in all
+(bots, wrk, Redis, PostgreSQL on the same machine). A bot process runs on one core at a time, so N bots
+answer at most N x {fmt_int(1000 / bot)} req/s; all of them together with wrk, Redis and PostgreSQL at most
+cores x {fmt_int(1000 / total)} req/s. Bounds, on a machine with nothing else running: {limits}.
+"""
+
+
 def report(results: list[dict[str, Any]], args: argparse.Namespace, info: dict[str, str], command: str) -> str:
     rows = []
     for r in results:
@@ -438,7 +650,8 @@ SQLite has one writer.
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=("plain", "safe", "both"), default="both")
+    ap.add_argument("--mode", choices=("plain", "safe", "both", "none"), default="both",
+                    help="the SQLite runs against the bare handler (none: only the PostgreSQL processes run)")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=3.0)
@@ -453,6 +666,8 @@ def main() -> int:
                     help="the bot's event loop (BOT_UVLOOP; default uvloop, as `talenthome serve`)")
     ap.add_argument("--bare-loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="the bare handler's event loop (default asyncio's own, as a plain aiohttp app)")
+    ap.add_argument("--pg-bots", type=int, default=2,
+                    help="on PostgreSQL, compare this many bot processes on one port with one (0: skip)")
     ap.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--aes", action="store_true", help=argparse.SUPPRESS)
@@ -469,22 +684,40 @@ def main() -> int:
     print_machine(info)
     command = "python bench/webhook.py" + "".join(f" {a}" for a in sys.argv[1:])
     results = []
+    pg_result: dict[str, Any] | None = None
     with temp_dir() as folder:
         script = os.path.join(folder, "scan.lua")
         with open(script, "w") as fh:
             fh.write(WRK_SCRIPT)
         redis_server = RedisServer(os.path.join(folder, "redis")).start(persist=False)
         try:
-            for db, mode in enumerate(("plain", "safe") if args.mode == "both" else (args.mode,)):
+            for db, mode in enumerate({"both": ("plain", "safe"), "none": ()}.get(args.mode, (args.mode,))):
                 # One Redis database per mode: each mode's SQLite file numbers its visits from 1 again.
                 url = redis_server.url.rsplit("/", 1)[0] + f"/{db}"
                 results.append(bench_mode(folder, mode, args, url, script))
+            if args.pg_bots > 1 and pg_bindir() is not None:
+                with temp_postgres() as pg:
+                    pg_url = asyncio.run(create_pg_database(pg, "webhook_bench"))
+                    with open(os.path.join(pg.folder, "data", "postmaster.pid")) as fh:
+                        postmaster = int(fh.readline())
+                    assert redis_server.proc is not None
+                    redis_pid = redis_server.proc.pid
+                    meters = {"wrk": children_cpu_seconds, "redis": lambda: cpu_seconds(redis_pid),
+                              "postgres": lambda: tree_cpu_seconds(postmaster)}
+                    pg_result = bench_postgres(folder, args, redis_server.url.rsplit("/", 1)[0] + "/5", script,
+                                               pg_url, meters)
+            elif args.pg_bots > 1:
+                print("PostgreSQL binaries not found: no multi-process run", flush=True)
         finally:
             redis_server.stop()
-    body = report(results, args, info, command)
+    body = report(results, args, info, command) if results else (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')} by `{command}` on: "
+        + ", ".join(f"{k} {v}" for k, v in info.items()) + ".\n")
+    if pg_result is not None:
+        body += "\n" + pg_report(pg_result, args, int(info.get("nproc", "2") or 2))
     print()
     print(body)
-    if not args.no_write:
+    if not args.no_write and results:
         replace_section(os.path.join(ROOT, "BENCHMARKS.md"), HEADING, body)
         print(f"BENCHMARKS.md: section {HEADING!r} updated")
     return 0
