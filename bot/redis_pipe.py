@@ -6,12 +6,20 @@ system call and a wake-up of Redis, which costs more than the command itself. `A
 client: `get`, `set`, `delete`, `exists` and `eval` calls made in one loop iteration are queued and sent together
 in one pipeline (not a transaction: each command keeps its own meaning and its own result or error), at
 the end of that iteration. Everything else is passed straight to the wrapped client.
+
+`eval` goes as EVALSHA (the SHA-1 of each script is computed once here): the script's text is neither
+encoded nor sent nor hashed by Redis on every call. A NOSCRIPT answer (a restarted or flushed Redis) sends
+those calls again as EVAL, which loads the script for the next ones (they then run after the other commands
+of their round trip; callers never depend on the order of concurrent callbacks' commands).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 _PIPELINED = frozenset({"get", "set", "delete", "exists", "eval"})
 
@@ -21,6 +29,7 @@ class AutoPipeline:
         self.client = client
         self._queue: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shas: dict[str, str] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name in _PIPELINED:
@@ -30,6 +39,12 @@ class AutoPipeline:
         return getattr(self.client, name)
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        if name == "eval":
+            script = args[0]
+            sha = self._shas.get(script)
+            if sha is None:
+                sha = self._shas[script] = hashlib.sha1(script.encode()).hexdigest()
+            name, args = "evalsha", (sha, *args[1:])
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self._queue:
@@ -46,10 +61,14 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for name, args, kwargs, _ in batch:
-                    getattr(pipe, name)(*args, **kwargs)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._execute(batch)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # Redis lost its scripts (restart, SCRIPT FLUSH): EVAL loads them again
+                scripts = {sha: script for script, sha in self._shas.items()}
+                again = [("eval", (scripts[batch[i][1][0]], *batch[i][1][1:]), batch[i][2], batch[i][3])
+                         for i in missing]
+                for i, result in zip(missing, await self._execute(again), strict=True):
+                    results[i] = result
         except BaseException as err:  # connection lost, cancelled: every caller sees it
             for *_, future in batch:
                 if not future.done():
@@ -64,3 +83,10 @@ class AutoPipeline:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    async def _execute(self, batch: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
+                       ) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, args, kwargs, _ in batch:
+                getattr(pipe, name)(*args, **kwargs)
+            return list(await pipe.execute(raise_on_error=False))

@@ -11,7 +11,6 @@ activity's window (`activity_window`): `grace` before its start until `grace` af
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,7 +65,7 @@ def _unb36(s: str) -> int:
 
 
 def _mac(key: bytes, message: str) -> str:
-    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:9]
+    digest = hmac.digest(key, message.encode(), "sha256")[:9]  # one-shot: no HMAC object per scan
     return base64.urlsafe_b64encode(digest).decode()
 
 

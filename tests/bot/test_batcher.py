@@ -127,3 +127,22 @@ async def test_enqueue_is_retried_when_redis_stumbles(sqlite_url: str, arq: ArqR
     assert isinstance(outcome, Accepted) and calls == [1, 1]
     assert [(j.function, j.args, j.job_id) for j in await arq.queued_jobs()] == [
         ("apply", outcome.job.args, outcome.job.id)]
+
+
+async def test_auto_pipeline_sends_scripts_by_sha_and_reloads_them(arq: ArqRedis) -> None:
+    """`eval` through the pipeline goes as EVALSHA; after Redis lost its scripts (SCRIPT FLUSH, a restart)
+    the same calls still answer (sent again as EVAL, which loads the script), each with its own result."""
+    pipe = AutoPipeline(arq)
+    script = "return redis.call('incrby', KEYS[1], ARGV[1])"
+    assert await asyncio.gather(pipe.eval(script, 1, "n", 2), pipe.eval(script, 1, "n", 3)) == [2, 5]
+    await arq.config_resetstat()
+    await arq.script_flush()
+    results = await asyncio.gather(pipe.eval(script, 1, "n", 10), pipe.get("n"), pipe.eval(script, 1, "n", 100),
+                                   pipe.eval("return redis.call('nosuch')", 0), return_exceptions=True)
+    # Sent again after the round trip's other commands: the GET saw the value before both scripts ran.
+    assert results[:3] == [15, b"5", 115]
+    assert "nosuch" in str(results[3]).lower() or "unknown" in str(results[3]).lower()
+    assert await pipe.eval(script, 1, "n", 1) == 116
+    stats = await arq.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 4  # 3 refused with NOSCRIPT in the round trip, then the last one
+    assert stats["cmdstat_eval"]["calls"] == 3  # the refused ones again (one of them an error of its own)
