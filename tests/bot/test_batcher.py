@@ -146,3 +146,23 @@ async def test_auto_pipeline_sends_scripts_by_sha_and_reloads_them(arq: ArqRedis
     stats = await arq.info("commandstats")
     assert stats["cmdstat_evalsha"]["calls"] == 4  # 3 refused with NOSCRIPT in the round trip, then the last one
     assert stats["cmdstat_eval"]["calls"] == 3  # the refused ones again (one of them an error of its own)
+
+
+async def test_auto_pipeline_packs_with_hiredis(arq: ArqRedis) -> None:
+    """The wrapped client's new connections pack commands with hiredis: the same bytes as redis-py's own
+    packing, and the commands (through the pipeline and straight to the client) answer as before."""
+    from redis.asyncio.connection import Connection
+
+    from bot.redis_pipe import HiredisPackingConnection, pack_with_hiredis
+
+    pipe = AutoPipeline(arq)
+    assert arq.connection_pool.connection_class is HiredisPackingConnection
+    assert pack_with_hiredis(arq)  # once is enough; again changes nothing
+    args = ("SET", "k", "v" * 300, "EX", 600, "NX", 1.5, b"\x00raw", 7)
+    assert b"".join(HiredisPackingConnection().pack_command(*args)) == b"".join(Connection().pack_command(*args))
+    await arq.connection_pool.disconnect()  # connections made again pack with hiredis as well
+    assert await asyncio.gather(pipe.set("k", "v"), pipe.get("k"), pipe.exists("k")) == [True, b"v", 1]
+    assert await arq.get("k") == b"v"
+    assert await enqueue_many(pipe, [("apply_visit", (1,), "apply_visit:1")]) == 1
+    in_use = [*arq.connection_pool._available_connections, *arq.connection_pool._in_use_connections]
+    assert in_use and all(isinstance(c, HiredisPackingConnection) for c in in_use)
