@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import create_app
-    from bot.loop import new_event_loop
+    from bot.loop import new_event_loop, settle_heap_on_startup
 
     settings = Settings()
     refuse_public_demo(settings)
@@ -85,7 +85,9 @@ def serve(args: argparse.Namespace) -> int:
     private = PrivateRedis(settings.var_dir)
     settings.redis_url = redis_url(settings, private)
     try:
-        web.run_app(create_app(settings), host=settings.bot_host, port=settings.bot_port,
+        app = create_app(settings)
+        app.on_startup.append(settle_heap_on_startup)  # after the app's own startup: deps built
+        web.run_app(app, host=settings.bot_host, port=settings.bot_port,
                     reuse_port=settings.bot_reuse_port or None, print=lambda *_: None, access_log=None,
                     handle_signals=True, loop=new_event_loop(settings.bot_uvloop))
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import uvloop
 
@@ -36,3 +38,12 @@ def test_asyncio_loop_when_off(monkeypatch) -> None:  # type: ignore[no-untyped-
     loop = new_event_loop(settings.bot_uvloop)
     assert not isinstance(loop, uvloop.Loop)
     assert _run_on(loop) == "asyncio"
+
+
+def test_settle_heap_freezes_the_app_and_collects_less_often() -> None:
+    """In a process of its own (freezing the test runner's heap would change every later test)."""
+    code = ("import gc; import bot.app; from bot.loop import GC_THRESHOLDS, settle_heap; "
+            "before = gc.get_freeze_count(); settle_heap(); "
+            "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold() == GC_THRESHOLDS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "True", "True"]
