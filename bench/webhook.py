@@ -582,6 +582,12 @@ CPU budget (from the {n}-bot run): a callback costs {bot:.2f} ms of bot CPU and 
 (bots, wrk, Redis, PostgreSQL on the same machine). A bot process runs on one core at a time, so N bots
 answer at most N x {fmt_int(1000 / bot)} req/s; all of them together with wrk, Redis and PostgreSQL at most
 cores x {fmt_int(1000 / total)} req/s. Bounds, on a machine with nothing else running: {limits}.
+On {cores} cores the bots share the cores with wrk, Redis and PostgreSQL, so the {n}-bot/1-bot ratio is at
+most min({n}, cores x bot / all) = {min(n, cores * bot / total):.2f} here (with 2 bots on 2 cores, below 1.6
+as soon as the others take more than a fifth of all the CPU). On 8 cores the bots no longer compete with them:
+{n} bots give close to {n}x (PostgreSQL's commits and Redis are far from busy at these rates), and the
+machine's CPU runs out near 8 x {fmt_int(1000 / total)} req/s (without wrk, which a real deployment does not
+run, more).
 """
 
 
@@ -633,18 +639,21 @@ a share of one Lua call that enqueues all the batch's jobs, and the reply cached
 bot's small Redis commands are pipelined automatically across concurrent callbacks (bot/redis_pipe.py). Each
 reply still waits for its own committed row and queued job.
 
-Where the bot's extra CPU goes (py-spy, samples of the thread holding the GIL, plain mode): the database
-thread about 17% (SQLAlchemy's statement execution and parameter processing for the batch), redis-py about
-11% (pipelines, packing, parsing), the XML parse about 9% (as in the baseline), routing and the handler about
-7%, asyncio tasks and timers for the 4 s budget a few %; the rest is aiohttp and the event loop, as in the
-baseline. Built statements are reused (building one per batch cost more than running it), Redis commands of
-concurrent callbacks share round trips, and the XML is parsed once.
+How the bot runs (issue 14): on uvloop (BOT_UVLOOP, default on; the bare handler stays on asyncio's own
+loop unless `--bare-loop uvloop`); the XML parsed on expat directly (bot/xmlsafe.py, xmltodict's dict);
+Lua scripts sent as EVALSHA and commands packed by hiredis (bot/redis_pipe.py); after startup the app's
+long-lived objects are frozen out of the garbage collector's sight (bot/loop.py). `--py-spy DIR` profiles
+the bot's runs; `bench/spy_summary.py` sums the samples. In such a profile (plain mode, samples of the
+thread holding the GIL) the bot's time went to: writing responses and Redis commands to their sockets
+(system calls, as in the baseline) about a quarter, redis-py's pipelines about 14%, routing and the check-in
+handler about 8%, the database thread about 6%, the XML parse about 4%; the rest is aiohttp and the loop.
 
 What limits it: the single Python process's CPU (HTTP, XML, HMAC, redis-py and SQLAlchemy all run under one
 GIL; SQLite commits are no longer the limit, a batch commits dozens of visits at once), and on a busy machine
-the scheduling of the processes a reply waits on (Redis, the database thread). More throughput comes from
-more bot processes (no per-process state; the database's unique credit key arbitrates), on PostgreSQL, since
-SQLite has one writer.
+the scheduling of the processes a reply waits on (Redis, the database thread). CPU per request also grows
+when the rate falls: fewer callbacks share a batch and a Redis round trip. More throughput comes from more
+bot processes (no per-process state; the database's unique credit key arbitrates), on PostgreSQL, since
+SQLite has one writer: see the PostgreSQL runs below.
 """
 
 
