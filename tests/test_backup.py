@@ -53,7 +53,7 @@ from worker import push, tasks
 from worker.settings import create as create_worker
 
 Sessions = async_sessionmaker[AsyncSession]
-SIZE = demo.Size(stations=6, talents=40, visits=300, activities=4, upcoming=2)
+SIZE = demo.Size(stations=6, talents=30, visits=120, activities=3, upcoming=1)
 SENT_ENDPOINTS = ("/cgi-bin/message/template/send", "/cgi-bin/message/custom/send",
                   "/cgi-bin/message/subscribe/bizsend")
 
@@ -160,7 +160,7 @@ async def destroy(db_url: str) -> None:
 
 
 async def test_round_trip_while_running(db_url: str, redis_url: str, redis: aioredis.Redis, fake_wechat: FakeWeChat,
-                                        quiet_clock: datetime, tmp_path: Any) -> None:
+                                        quiet_clock: datetime, tmp_path: Any, talenthome: Any) -> None:
     settings = make_settings(db_url, redis_url, wechat_api_base=fake_wechat.base_url,
                              wechat_secret=fake_wechat.secret, wechat_appid=fake_wechat.appid)
     env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url}
@@ -247,9 +247,9 @@ async def test_round_trip_while_running(db_url: str, redis_url: str, redis: aior
         assert sends(fake_wechat)[sent_until_loss:] == []
 
         # an admin releases the held message: it goes out once
-        done = await run_cli("held", env=env)
+        done = await talenthome("held", env=env)
         assert "1 held messages" in done.stdout and "test:pending" in done.stdout
-        done = await run_cli("held", "--release", "all", env=env)
+        done = await talenthome("held", "--release", "all", env=env)
         assert done.returncode == 0 and "1 held messages released" in done.stdout
         async with running(settings):
             await until(lambda: _sent(fake_wechat, "pending at the backup"), "the released message sent")
@@ -430,3 +430,26 @@ async def _snapshot_under_writes(url: str, path: str) -> None:
 async def _audits_at_least(sessions: Sessions, n: int) -> bool:
     async with sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(AuditLog)) or 0) >= n
+
+
+async def test_held_messages_are_dropped_or_refused_in_one_line(sqlite_url: str, talenthome: Any) -> None:
+    engine = make_engine(sqlite_url)
+    sessions = make_sessionmaker(engine)
+    async with transaction(sessions) as s:
+        for k in ("a", "b"):
+            await outbox.add(s, f"test:{k}", f"o-{k}", {"text": k}, channel="custom")
+        assert await backup.hold_outbox(s, "/backups/x.db") == 2
+    env = {"DATABASE_URL": sqlite_url}
+    bad = await talenthome("held", "--drop", "one", env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "bad ids" in bad.stderr
+    async with sessions() as s:
+        first = (await backup.held(s))[0].id
+    done = await talenthome("held", "--drop", str(first), env=env)
+    assert done.returncode == 0 and "1 held messages dropped" in done.stdout
+    async with sessions() as s:
+        rows = {n.key: (n.status, n.last_error) for n in (await s.scalars(select(Notification))).all()}
+        audits = (await s.scalars(select(AuditLog.command))).all()
+    await engine.dispose()
+    assert rows["test:a"] == ("given_up", backup.DROPPED)
+    assert rows["test:b"][0] == backup.HELD and "restored from a backup" in str(rows["test:b"][1])
+    assert list(audits) == [f"held --drop {first}"]
