@@ -10,12 +10,12 @@ import sys
 from collections.abc import Sequence
 
 from talenthome import errors
-from talenthome.commands import admin, boards, calendar, data, demo, gifts, service, services, setup, tools
+from talenthome.commands import admin, backup, boards, calendar, data, demo, gifts, service, services, setup, tools
 from talenthome.runtime import CliError
 
 # Each command module has register(subparsers) adding its subcommands. Written out: a missing module is an
 # import error at start, not a silently absent command.
-COMMAND_MODULES = (setup, data, gifts, services, service, tools, boards, calendar, admin, demo)
+COMMAND_MODULES = (setup, data, gifts, services, service, tools, boards, backup, calendar, admin, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
