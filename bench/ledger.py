@@ -243,6 +243,49 @@ async def analyze(engine: AsyncEngine) -> None:
         await conn.commit()
 
 
+# -- the boards' own ledger --------------------------------------------------------------------------
+
+
+def board_as_of(now: datetime) -> datetime:
+    """The boards' clock: 00:00 local on the 3rd of the current month (the previous month's before the 3rd),
+    so that the month of the clock has exactly two days of entries and the month before is whole."""
+    today = periods.local_day(now)
+    first = today.replace(day=1)
+    if today.day < 3:
+        first = (first - timedelta(days=1)).replace(day=1)
+    return periods.local_midnight_utc(first.replace(day=3))
+
+
+def board_entry_rows(n: int, stations: int, talents: int, as_of: datetime, seed: int = 7) -> list[dict[str, Any]]:
+    """`n` visit credits (a station leg and a talent leg each) spread evenly over the 400 days before `as_of`,
+    between 08:00 and 21:00 local time; ids in time order."""
+    rng = random.Random(seed)
+    first = periods.local_day(as_of) - timedelta(days=400)
+    ats = sorted(periods.local_midnight_utc(first + timedelta(days=rng.randrange(400)))
+                 + timedelta(seconds=rng.randrange(8 * 3600, 21 * 3600)) for _ in range(n))
+    rows = []
+    for i, at in enumerate(ats):
+        s, t = rng.randrange(stations) + 1, rng.randrange(talents) + 1
+        common = {"rule": "R3@1", "fact_kind": "visit", "fact_id": i + 1, "occurred_at": at, "recorded_at": at,
+                  "reverses_id": None, "actor": None, "reason": None, "amount": 1}
+        rows.append({"id": 2 * i + 1, "key": f"visit:{i + 1}#station", "station_id": s, "talent_id": None, **common})
+        rows.append({"id": 2 * i + 2, "key": f"visit:{i + 1}#talent", "station_id": None, "talent_id": t, **common})
+    return rows
+
+
+async def load_board_ledger(engine: AsyncEngine, size: Size, entries: int, as_of: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    async with engine.begin() as conn:
+        await bulk_insert(conn, Station.__table__, station_rows(size.stations, as_of))  # type: ignore[arg-type]
+        await bulk_insert(conn, Talent.__table__, talent_rows(size.talents, as_of))  # type: ignore[arg-type]
+    rows = board_entry_rows(entries, size.stations, size.talents, as_of)
+    for part in chunks(rows, 200_000):
+        async with engine.begin() as conn:
+            await bulk_insert(conn, Entry.__table__, list(part))  # type: ignore[arg-type]
+    await analyze(engine)
+
+
 # -- the timed parts --------------------------------------------------------------------------------
 
 

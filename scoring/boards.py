@@ -94,16 +94,14 @@ async def station_board(
     """Every eligible active station, with 0 when it has no entry in the period."""
     now = now or utcnow()
     sums = await station_sums(session, period)
-    # Plain rows, not ORM objects: a city has 10^3-10^4 stations and this runs for every board.
-    stmt = select(Station.id, Station.code, Station.name, Station.status, Station.certified_on,
-                  Station.eligible_from).where(Station.status == "active")
-    if station_type is not None:
-        stmt = stmt.where(Station.type == station_type)
+    # Plain rows, not ORM objects, and eligibility (station_eligible) decided in SQL, so that no date is
+    # parsed: a city has 10^3-10^4 stations and this runs for every board.
+    stmt = select(Station.id, Station.code, Station.name).where(_eligible(period, now, station_type))
     standings = []
-    for st in (await session.execute(stmt)).all():
-        if station_eligible(st, period, now):
-            points, reached = sums.get(st.id, (0, None))
-            standings.append(Standing(st.id, st.code, st.name, points, reached))
+    none = (0, None)
+    for sid, code, name in (await session.execute(stmt)).all():
+        points, reached = sums.get(sid, none)
+        standings.append(Standing(sid, code, name, points, reached))
     return rank(standings)
 
 
