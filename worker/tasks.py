@@ -75,7 +75,11 @@ class Done:
 
 
 def params(ctx: dict[str, Any]) -> Params:
-    return Params.from_settings(ctx["settings"])
+    """The rules' parameters from the worker's settings (read once per process: settings do not change)."""
+    p = ctx.get("params")
+    if p is None or p[0] is not ctx["settings"]:
+        p = ctx["params"] = (ctx["settings"], Params.from_settings(ctx["settings"]))
+    return p[1]
 
 
 # -- the task ----------------------------------------------------------------------------------------
@@ -86,6 +90,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     settled lately (arq copies ctx into each job's ctx)."""
     ctx["visit_lock"] = asyncio.Lock()
     ctx["visits_settled"] = Settled()
+    if "settings" in ctx:
+        params(ctx)  # kept in the process's ctx, which arq copies into every job's
 
 
 class Settled:
