@@ -489,10 +489,11 @@ def main(argv: list[str] | None = None) -> int:
 
 ANALYSIS = """How the visit path gets there: a visit's job coalesces. The first job of a burst takes the process's
 visit lock and applies up to 500 pending visits in one transaction (scoring.facts.visit.apply_batch: the fraud
-rules in a few set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries in
-one pipelined round trip of Lua calls and marks the visits done in a Redis bitmap; the other visits' jobs
-then finish on one GETBIT without touching the database. So per job the cost is arq's own (what the no-op
-pays) plus one Redis round trip, and per batch one SQLite commit and a handful of queries.
+rules in a few set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries with
+one Lua call and marks the visits done in a Redis bitmap; the other visits' jobs of the process then find
+theirs settled in memory (other processes' on one GETBIT) without touching the database. So per job the
+cost is arq's own (what the no-op pays) plus at most one Redis round trip, and per batch one SQLite commit
+and a handful of queries.
 
 What limits it:
 - arq itself: a job costs some five Redis round trips and a few event-loop turns in arq, the same for
