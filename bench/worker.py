@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -183,12 +184,44 @@ async def noop(ctx: dict[str, Any], i: int) -> None:
     return None
 
 
-def _run_worker(make_worker: Callable[[], Worker], go: Any) -> None:
+PROFILE: dict[str, str] = {}  # --profile / --spy: {"dir": folder, "spy": py-spy}: profiles of our runs' workers
+
+
+def _run_worker(make_worker: Callable[[], Worker], go: Any, profile_to: str | None) -> None:
     # Forked from inside the parent's running event loop: start from a clean slate.
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(asyncio.new_event_loop())
     go.wait()
-    make_worker().run()
+    if profile_to is None:
+        make_worker().run()
+        return
+    import cProfile
+
+    stop_on_sigterm()  # the parent's terminate() ends the profile and writes it
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        make_worker().run()
+    finally:
+        prof.disable()
+        prof.dump_stats(profile_to)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc), 0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _spy(pid: int, name: str) -> subprocess.Popen[bytes]:
+    """py-spy recording process `pid` until it exits (wall clock: idle frames included)."""
+    return subprocess.Popen([PROFILE["spy"], "record", "--idle", "--format", "raw", "--rate", "250", "--nonblocking",
+                             "-o", os.path.join(PROFILE["dir"], name), "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @dataclass
@@ -196,21 +229,38 @@ class Drained:
     jobs: int
     processes: int
     seconds: float
+    cpu_s: float = 0.0  # the worker processes' own CPU time (user + system) while draining
 
     @property
     def rate(self) -> float:
         return self.jobs / self.seconds
 
+    @property
+    def cpu_ms(self) -> float:
+        """Worker CPU milliseconds per job: what the rate approaches on an idle machine."""
+        return 1000 * self.cpu_s / self.jobs
 
-async def drain(redis_url: str, jobs: int, processes: int, make_worker: Callable[[], Worker]) -> Drained:
-    """Fork `processes` workers (imports done), start them together, time until the queue is empty."""
+
+async def drain(redis_url: str, jobs: int, processes: int, make_worker: Callable[[], Worker],
+                profile: str | None = None) -> Drained:
+    """Fork `processes` workers (imports done), start them together, time until the queue is empty.
+    `profile`: a name; each process writes cProfile stats to {--profile}/{name}-{n}.prof when stopped."""
     ctx = multiprocessing.get_context("fork")
     go = ctx.Event()
-    procs = [ctx.Process(target=_run_worker, args=(make_worker, go), daemon=True) for _ in range(processes)]
+    folder = PROFILE.get("dir")
+    procs = [ctx.Process(target=_run_worker, daemon=True, args=(
+        make_worker, go, os.path.join(folder, f"{profile}-{n}.prof") if folder and profile and "spy" not in PROFILE
+        else None))
+        for n in range(processes)]
     for p in procs:
         p.start()
+    spies = [_spy(p.pid or 0, f"{profile}-{n}.txt") for n, p in enumerate(procs)] if "spy" in PROFILE and profile \
+        else []
+    if spies:
+        await asyncio.sleep(1.0)  # py-spy attaches before the work starts
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
+        cpu0 = sum(cpu_seconds(p.pid or 0) for p in procs)
         t0 = time.perf_counter()
         go.set()
         while await pool.zcard(QUEUE) > 0:
@@ -218,13 +268,16 @@ async def drain(redis_url: str, jobs: int, processes: int, make_worker: Callable
                 raise RuntimeError("a worker process died")
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(p.pid or 0) for p in procs) - cpu0
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.join(30)
+        for spy in spies:
+            spy.wait(30)
         await pool.aclose()
-    return Drained(jobs, processes, seconds)
+    return Drained(jobs, processes, seconds, cpu)
 
 
 async def enqueue(redis_url: str, jobs: list[tuple[str, tuple[Any, ...], str]]) -> None:
@@ -258,7 +311,8 @@ async def visits_run(folder: str, template: str, redis_url: str, ids: list[int],
     client = await create_pool(RedisSettings.from_dsn(redis_url))
     await live.rebuild(sessions, client)  # as a worker's first sweep does on an empty Redis
     drained = await drain(redis_url, len(ids), processes, lambda: create(
-        redis_url, settings, cron_jobs=[], handle_signals=False, **ARQ_OVERRIDES))
+        redis_url, settings, cron_jobs=[], handle_signals=False, **ARQ_OVERRIDES),
+        profile=f"{'told' if kind == VISITS_OUTBOX else 'visits'}{processes}")
     async with sessions() as s:
         entries = await s.scalar(select(sql_func.count()).select_from(Entry))
         unapplied = await s.scalar(select(sql_func.count()).select_from(Visit).where(Visit.applied_at.is_(None)))
@@ -308,6 +362,9 @@ VISITS_OUTBOX = "visits, operators told"
 
 
 async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[list[Run], float, Any]:
+    if args.only == "rebuild":
+        seconds, info = await rebuild_run(folder, redis_url, args.entries, args.stations, args.talents)
+        return [], seconds, info
     runner, wechat = await start_wechat()
     try:
         templates = {}
@@ -318,7 +375,7 @@ async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[li
                 load_city(templates[kind], args.stations, args.visits, operators=operators)
                 ids = load_visits(templates[kind], args.visits, args.stations)
         runs = []
-        for processes in (1, 2):
+        for processes in args.processes:
             with timed(f"arq no-op jobs, {processes} process(es)"):
                 runs.append(await noop_run(redis_url, args.visits, processes))
             for kind, template in templates.items():
@@ -326,6 +383,8 @@ async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[li
                     runs.append(await visits_run(folder, template, redis_url, ids, processes, wechat, kind))
     finally:
         await runner.cleanup()
+    if args.only == "jobs":
+        return runs, 0.0, None
     seconds, info = await rebuild_run(folder, redis_url, args.entries, args.stations, args.talents)
     return runs, seconds, info
 
@@ -333,25 +392,39 @@ async def run(args: argparse.Namespace, folder: str, redis_url: str) -> tuple[li
 def report(runs: list[Run], rebuild_s: float, info: Any, argv: list[str], load_before: str, load_after: str,
            args: argparse.Namespace) -> str:
     rows = []
-    for processes in (1, 2):
+    for processes in args.processes:
         base = next(r for r in runs if r.kind == "arq no-op" and r.drained.processes == processes)
         for ours in (r for r in runs if r.kind != "arq no-op" and r.drained.processes == processes):
             ratio = ours.drained.rate / base.drained.rate
+            cpu_ratio = base.drained.cpu_ms / ours.drained.cpu_ms if ours.drained.cpu_ms else 0.0
             rows.append((ours.kind, processes, fmt_int(ours.drained.jobs), fmt_int(ours.drained.rate),
                          fmt_int(base.drained.rate), f"{ratio:.2f}x", "yes" if ratio >= RATIO_TARGET else "NO",
+                         f"{ours.drained.cpu_ms:.2f} / {base.drained.cpu_ms:.2f}", f"{cpu_ratio:.2f}x",
                          ours.notes))
-    result, memory = info
-    return "\n".join([
-        "command: " + " ".join([".venv/bin/python", "bench/worker.py", *argv]),
-        f"load average (1, 5, 15 min): {load_before} before, {load_after} after",
+    jobs = [] if not runs else [
         "",
         f"Visits applied end to end on SQLite, {fmt_int(args.stations)} stations: job pickup, fraud rules, ledger, "
         "live boards, rank-change checks; with operators (one per station) also the rank-change messages "
         "added to the outbox and delivered (to a local WeChat stand-in that answers at once) through the "
-        f"same queue. Target: ours >= {RATIO_TARGET}x arq no-op jobs/s, same arq settings and processes.",
+        f"same queue. Target: ours >= {RATIO_TARGET}x arq no-op jobs/s, same arq settings and processes. "
+        "CPU ms/job: the worker processes' own CPU time (user + system) per visit, ours / no-op; the CPU "
+        "ratio (no-op / ours) is what the rate ratio approaches when the workers are CPU-bound.",
         "",
-        format_table(("run", "processes", "visits", "ours visits/s", "no-op jobs/s", "ratio", "met", "outbox"),
-                     rows),
+        format_table(("run", "processes", "visits", "ours visits/s", "no-op jobs/s", "ratio", "met",
+                      "CPU ms/job", "CPU ratio", "outbox"), rows),
+    ]
+    rebuild = [] if info is None else _rebuild_report(rebuild_s, info, args)
+    return "\n".join([
+        "command: " + " ".join([".venv/bin/python", "bench/worker.py", *argv]),
+        f"load average (1, 5, 15 min): {load_before} before, {load_after} after",
+        *jobs,
+        *rebuild,
+    ])
+
+
+def _rebuild_report(rebuild_s: float, info: Any, args: argparse.Namespace) -> list[str]:
+    result, memory = info
+    return [
         "",
         f"Board rebuild from the ledger alone (`talenthome rebuild-boards`, scoring.live.rebuild), SQLite, "
         f"target < {REBUILD_TARGET_S:.0f} s",
@@ -361,7 +434,7 @@ def report(runs: list[Run], rebuild_s: float, info: Any, argv: list[str], load_b
                      [(fmt_int(result.entries), fmt_int(args.stations), fmt_int(args.talents), result.boards,
                        fmt_int(result.members), f"{result.read_s:.1f}", f"{result.write_s:.1f}", f"{rebuild_s:.1f}",
                        "yes" if rebuild_s < REBUILD_TARGET_S else "NO", memory)]),
-    ])
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,11 +446,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--talents", type=int, default=100_000, help="talents of the rebuild's ledger")
     p.add_argument("--quick", action="store_true", help="5,000 visits, 200,000 entries")
     p.add_argument("--poll-delay", type=float, help="arq poll_delay for both (default: WorkerSettings')")
-    p.add_argument("--only", choices=("jobs", "rebuild"), help=argparse.SUPPRESS)
+    p.add_argument("--only", choices=("jobs", "rebuild"), help="the job runs only, or the rebuild only")
+    p.add_argument("--processes", default="1,2", help="worker processes per run, comma-separated (default 1,2)")
+    p.add_argument("--profile", metavar="DIR", help="each worker process of our runs writes cProfile stats "
+                   "to DIR/{visits,told}{processes}-{n}.prof")
+    p.add_argument("--spy", action="store_true", help="with --profile: py-spy (wall clock, idle included) "
+                   "instead of cProfile, DIR/{visits,told}{processes}-{n}.txt in py-spy's raw (collapsed) format")
     p.add_argument("--write", action="store_true", help='replace the "Worker" section of BENCHMARKS.md')
     args = p.parse_args(argv)
     if args.poll_delay is not None:
         ARQ_OVERRIDES["poll_delay"] = args.poll_delay
+    args.processes = [int(n) for n in args.processes.split(",")]
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+        PROFILE["dir"] = os.path.abspath(args.profile)
+        if args.spy:
+            spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+            if not os.path.exists(spy):
+                raise SystemExit("--spy: py-spy not found (pip install py-spy)")
+            PROFILE["spy"] = spy
     args.visits = args.visits or (5_000 if args.quick else 20_000)
     args.entries = args.entries or (200_000 if args.quick else 1_000_000)
     stop_on_sigterm()
@@ -402,10 +489,11 @@ def main(argv: list[str] | None = None) -> int:
 
 ANALYSIS = """How the visit path gets there: a visit's job coalesces. The first job of a burst takes the process's
 visit lock and applies up to 500 pending visits in one transaction (scoring.facts.visit.apply_batch: the fraud
-rules in a few set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries in
-one pipelined round trip of Lua calls and marks the visits done in a Redis bitmap; the other visits' jobs
-then finish on one GETBIT without touching the database. So per job the cost is arq's own (what the no-op
-pays) plus one Redis round trip, and per batch one SQLite commit and a handful of queries.
+rules in a few set-wise queries, one multi-row INSERT of entries, one commit), bumps all their entries with
+one Lua call and marks the visits done in a Redis bitmap; the other visits' jobs of the process then find
+theirs settled in memory (other processes' on one GETBIT) without touching the database. So per job the
+cost is arq's own (what the no-op pays) plus at most one Redis round trip, and per batch one SQLite commit
+and a handful of queries.
 
 What limits it:
 - arq itself: a job costs some five Redis round trips and a few event-loop turns in arq, the same for

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring.clock import utcnow
@@ -94,17 +94,125 @@ async def station_board(
     """Every eligible active station, with 0 when it has no entry in the period."""
     now = now or utcnow()
     sums = await station_sums(session, period)
-    # Plain rows, not ORM objects: a city has 10^3-10^4 stations and this runs for every board.
-    stmt = select(Station.id, Station.code, Station.name, Station.status, Station.certified_on,
-                  Station.eligible_from).where(Station.status == "active")
-    if station_type is not None:
-        stmt = stmt.where(Station.type == station_type)
+    # Plain rows, not ORM objects, and eligibility (station_eligible) decided in SQL, so that no date is
+    # parsed: a city has 10^3-10^4 stations and this runs for every board.
+    stmt = select(Station.id, Station.code, Station.name).where(_eligible(period, now, station_type))
     standings = []
-    for st in (await session.execute(stmt)).all():
-        if station_eligible(st, period, now):
-            points, reached = sums.get(st.id, (0, None))
-            standings.append(Standing(st.id, st.code, st.name, points, reached))
+    none = (0, None)
+    for sid, code, name in (await session.execute(stmt)).all():
+        points, reached = sums.get(sid, none)
+        standings.append(Standing(sid, code, name, points, reached))
     return rank(standings)
+
+
+# -- the top of a board and one station's line, without ranking every station -----------------------------
+#
+# The whole board above loads every active station and ranks them in Python: a city's 10^3-10^4 rows for
+# every call, far more than the GROUP BY itself when a month has just begun. The top N and a station's own
+# line need neither: the GROUP BY stays in the database (over the period's range of ix_entries_station_time),
+# joined to the stations it may rank, and only N rows (or one count) come back. Same order, same ranks:
+# tests/scoring/test_boards_top.py compares them with station_board line by line.
+
+
+def _eligible(period: Period, now: datetime, station_type: str | None) -> ColumnElement[bool]:
+    """station_eligible() as SQL."""
+    cond = and_(Station.status == "active", Station.eligible_from <= now if period.year is None
+                else Station.certified_on < date(period.year, 1, 1))
+    return and_(cond, Station.type == station_type) if station_type is not None else cond
+
+
+def _in_period(period: Period) -> ColumnElement[bool]:
+    if period.kind == "total":
+        return Entry.occurred_at >= Station.eligible_from
+    start, end = period.bounds()
+    return and_(Entry.occurred_at >= start, Entry.occurred_at < end)
+
+
+async def _windowed(session: AsyncSession, period: Period) -> bool:
+    """A year some station's extension moves (its own window): those take station_board's way."""
+    if period.kind != "year":
+        return False
+    assert period.year is not None
+    return bool(await session.scalar(select(func.count()).select_from(Extension).where(
+        Extension.year.in_([period.year - 1, period.year]))))
+
+
+def _sums_subquery(period: Period) -> Any:
+    stmt = select(Entry.station_id.label("station_id"), func.sum(Entry.amount).label("points"),
+                  func.max(Entry.occurred_at).label("reached"))
+    if period.kind == "total":
+        stmt = stmt.join(Station, Station.id == Entry.station_id)
+    else:
+        stmt = stmt.where(Entry.station_id.is_not(None))
+    return stmt.where(_in_period(period)).group_by(Entry.station_id).subquery("sums")
+
+
+def _key(s: Standing) -> tuple[int, datetime, str]:
+    return -s.points, s.reached_at or datetime.max, s.code
+
+
+def _ranked_prefix(standings: list[Standing]) -> list[Ranked]:
+    """Competition ranks of the first lines of a board, already in display order."""
+    out: list[Ranked] = []
+    for i, s in enumerate(standings):
+        out.append(Ranked(out[-1].rank if out and out[-1].standing.points == s.points else i + 1, s))
+    return out
+
+
+async def station_top(session: AsyncSession, period: Period, limit: int, *, now: datetime | None = None,
+                      station_type: str | None = None) -> list[Ranked]:
+    """The first `limit` lines of station_board(...), the same lines and ranks."""
+    now = now or utcnow()
+    if limit <= 0:
+        return []
+    if await _windowed(session, period):
+        return (await station_board(session, period, now=now, station_type=station_type))[:limit]
+    sums = _sums_subquery(period)
+    scored = [Standing(sid, code, name, int(p), at) for sid, code, name, p, at in (await session.execute(
+        select(Station.id, Station.code, Station.name, sums.c.points, sums.c.reached)
+        .join(sums, sums.c.station_id == Station.id).where(_eligible(period, now, station_type))
+        .order_by(sums.c.points.desc(), sums.c.reached, Station.code).limit(limit))).all()]
+    if len(scored) == limit and scored[-1].points > 0:
+        return _ranked_prefix(scored)
+    # Stations without an entry in the period (0 points, no reached-at) come after every positive line and
+    # the 0-point lines with entries, by code; the first few of them are enough.
+    if period.kind == "total":
+        entered = and_(Entry.station_id == Station.id, Entry.occurred_at >= Station.eligible_from)
+    else:
+        start, end = period.bounds()
+        entered = and_(Entry.station_id == Station.id, Entry.occurred_at >= start, Entry.occurred_at < end)
+    idle = [Standing(sid, code, name, 0, None) for sid, code, name in (await session.execute(
+        select(Station.id, Station.code, Station.name).where(_eligible(period, now, station_type), ~exists(
+            select(Entry.id).where(entered))).order_by(Station.code).limit(limit))).all()]
+    return _ranked_prefix(sorted(scored + idle, key=_key)[:limit])
+
+
+async def station_rank(session: AsyncSession, station_id: int, period: Period, *, now: datetime | None = None,
+                       station_type: str | None = None) -> Ranked | None:
+    """The station's line on station_board(...) (its rank, points, reached-at); None when it is not ranked
+    there (not eligible, delisted, of another type)."""
+    now = now or utcnow()
+    st = (await session.execute(select(Station.id, Station.code, Station.name).where(
+        Station.id == station_id, _eligible(period, now, station_type)))).one_or_none()
+    if st is None:
+        return None
+    if await _windowed(session, period):
+        return next((r for r in await station_board(session, period, now=now, station_type=station_type)
+                     if r.standing.id == station_id), None)
+    own = select(func.sum(Entry.amount), func.max(Entry.occurred_at)).where(Entry.station_id == station_id)
+    if period.kind == "total":
+        own = own.join(Station, Station.id == Entry.station_id)
+    points_raw, reached = (await session.execute(own.where(_in_period(period)))).one()
+    points = int(points_raw or 0)
+    sums = _sums_subquery(period)
+    ranked_with = select(func.count()).select_from(Station).join(sums, sums.c.station_id == Station.id).where(
+        _eligible(period, now, station_type))
+    above = int(await session.scalar(ranked_with.where(sums.c.points > points)) or 0)
+    if points < 0:  # stations without entries (0 points) are above it too
+        everyone = int(await session.scalar(select(func.count()).select_from(Station).where(
+            _eligible(period, now, station_type))) or 0)
+        above += everyone - int(await session.scalar(ranked_with) or 0)
+    return Ranked(above + 1, Standing(st.id, st.code, st.name, points, reached))
 
 
 async def talent_board(session: AsyncSession, period: Period, *, limit: int | None = None) -> list[Ranked]:

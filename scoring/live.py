@@ -78,23 +78,41 @@ EPOCH: Final = datetime(1970, 1, 1)
 UTC_OFFSET: Final = timedelta(hours=8)
 assert periods.TZ.utcoffset(datetime(2026, 1, 1)) == UTC_OFFSET
 
-# One entry onto all of its boards, atomically with its marker.
-# KEYS: seen shard, gen, rebuilding, journal, index, then pairs (board zset, its reached-at hash)
-# ARGV: bit, entry id, member, amount, reached-at (µs)
-# Returns 1 bumped, 0 already counted, -1 boards not built (the next rebuild counts it).
+# Entries onto their boards, each atomically with its marker: one call for a whole batch.
+# KEYS: gen, rebuilding, journal, index, then the marker shards and the boards (each board zset followed by
+# its reached-at hash) that the entries name by position.
+# ARGV, per entry: shard's KEYS position, bit, entry id, member, amount, reached-at (µs), n, then the KEYS
+# positions of its n board zsets.
+# Returns, per entry: 1 bumped, 0 already counted, -1 boards not built (the next rebuild counts it).
 BUMP: Final = """
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RPUSH', KEYS[4], ARGV[2]) end
-if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
-if redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 1 then return 0 end
-redis.call('SADD', KEYS[5], KEYS[1])
-for i = 6, #KEYS, 2 do
-  redis.call('ZINCRBY', KEYS[i], ARGV[4], ARGV[3])
-  local at = redis.call('HGET', KEYS[i + 1], ARGV[3])
-  if (not at) or tonumber(at) < tonumber(ARGV[5]) then redis.call('HSET', KEYS[i + 1], ARGV[3], ARGV[5]) end
-  redis.call('SADD', KEYS[5], KEYS[i], KEYS[i + 1])
+local rebuilding = redis.call('EXISTS', KEYS[2]) == 1
+local built = redis.call('EXISTS', KEYS[1]) == 1
+local out, indexed = {}, {}
+local i = 1
+while i <= #ARGV do
+  local shard, member, amount, reached = KEYS[tonumber(ARGV[i])], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local first, n = i + 7, tonumber(ARGV[i + 6])
+  if rebuilding then redis.call('RPUSH', KEYS[3], ARGV[i + 2]) end
+  if not built then
+    out[#out + 1] = -1
+  elseif redis.call('SETBIT', shard, ARGV[i + 1], 1) == 1 then
+    out[#out + 1] = 0
+  else
+    if not indexed[shard] then redis.call('SADD', KEYS[4], shard); indexed[shard] = true end
+    for k = first, first + n - 1 do
+      local z = tonumber(ARGV[k])
+      redis.call('ZINCRBY', KEYS[z], amount, member)
+      local at = redis.call('HGET', KEYS[z + 1], member)
+      if (not at) or tonumber(at) < tonumber(reached) then redis.call('HSET', KEYS[z + 1], member, reached) end
+      if not indexed[z] then redis.call('SADD', KEYS[4], KEYS[z], KEYS[z + 1]); indexed[z] = true end
+    end
+    out[#out + 1] = 1
+  end
+  i = first + n
 end
-return 1
+return out
 """
+BUMP_CHUNK: Final = 1000  # entries per script call: Redis runs one call at a time, keep each short
 
 # Take the rebuild lock and start a fresh journal.
 ACQUIRE: Final = """
@@ -244,29 +262,48 @@ class Bumped:
     unbuilt: int = 0
 
 
+def _bump_call(bumps: Sequence[Bump]) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one BUMP call for these entries (each marker shard and board named once)."""
+    keys = [GEN, REBUILDING, JOURNAL, INDEX]
+    position: dict[str, int] = {}
+    args: list[Any] = []
+
+    def at(key: str, *beside: str) -> int:
+        if key not in position:
+            position[key] = len(keys) + 1  # Lua's KEYS are 1-based
+            keys.append(key)
+            keys.extend(beside)
+        return position[key]
+
+    for b in bumps:
+        shard, bit = seen_bit(b.entry_id)
+        args += [at(shard), bit, b.entry_id, b.member, b.amount, b.reached, len(b.boards)]
+        args += [at(z, at_key(z)) for z in b.boards]
+    return keys, args
+
+
 async def bump(redis: Redis, bumps: Sequence[Bump], *, done: Iterable[tuple[str, int]] = (),
                settled: Iterable[str] = ()) -> Bumped:
-    """Add each entry to its boards once (one script call per entry, pipelined), then, in the same round
-    trip, mark `done` facts ((kind, id)) and drop `settled` intents."""
+    """Add each entry to its boards once (one script call per BUMP_CHUNK entries, pipelined), then, in the
+    same round trip, mark `done` facts ((kind, id)) and drop `settled` intents."""
     done, settled = list(done), list(settled)
     result = Bumped()
     if not bumps and not done and not settled:
         return result
     script = redis.register_script(BUMP)
+    calls = 0
     async with redis.pipeline(transaction=False) as pipe:
-        for b in bumps:
-            shard, bit = seen_bit(b.entry_id)
-            keys = [shard, GEN, REBUILDING, JOURNAL, INDEX]
-            for z in b.boards:
-                keys += [z, at_key(z)]
-            await script(keys=keys, args=[bit, b.entry_id, b.member, b.amount, b.reached], client=pipe)
+        for i in range(0, len(bumps), BUMP_CHUNK):
+            keys, args = _bump_call(bumps[i:i + BUMP_CHUNK])
+            await script(keys=keys, args=args, client=pipe)
+            calls += 1
         for kind, fact_id in done:
             key, bit = done_bit(kind, fact_id)
             pipe.setbit(key, bit, 1)
         if settled:
             pipe.zrem(INTENTS, *settled)
         replies = await pipe.execute()
-    for r in replies[:len(bumps)]:
+    for r in (r for reply in replies[:calls] for r in reply):
         if r == 1:
             result.added += 1
         elif r == 0:

@@ -180,21 +180,24 @@ async def check_ranks(sessions: async_sessionmaker[AsyncSession], redis: Redis, 
         ids: list[int] = []
         if changes:
             hour = periods.to_local(now).strftime("%Y%m%d%H")
-            keys: list[str] = []
             async with transaction(sessions) as s:
                 recipients = await operators(s, [c.station_id for c in changes])
+                rows: list[tuple[int, str, str, dict[str, Any]]] = []  # (station, key, openid, payload)
                 for c in changes:
                     text = operator_texts.RANK_TEXTS[c.event].format(
                         name=c.name, month=month_label(month.key), old=c.old, new=c.new, points=c.points)
                     data = {"station": c.name, "code": c.code, "month": month.key, "event": c.event,
                             "old_rank": c.old, "new_rank": c.new, "points": c.points}
-                    added = [key for openid in recipients.get(c.station_id, []) if (key := await tell(
-                        s, f"rank:{c.code}:{month.key}:{hour}:{openid}", openid, text, "rank", data))]
-                    keys += added
-                    if added or not recipients.get(c.station_id):
+                    rows += [(c.station_id, f"rank:{c.code}:{month.key}:{hour}:{openid}", openid,
+                              {"text": text, "template": "rank", "data": data})
+                             for openid in recipients.get(c.station_id, [])]
+                added = await outbox.add_many(s, [(key, openid, payload) for _, key, openid, payload in rows])
+                told = {sid for sid, key, _, _ in rows if key in added}
+                for c in changes:
+                    if c.station_id in told or not recipients.get(c.station_id):
                         updates[c.station_id] = (c.new, c.top)
                     # else: told this hour already; the change stays pending against the old baseline
-                ids = await ids_of(s, keys)
+                ids = sorted(added.values())
         if updates:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.hset(base_key, mapping={str(k): f"{r}:{int(t)}" for k, (r, t) in updates.items()})

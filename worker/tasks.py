@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -75,15 +75,45 @@ class Done:
 
 
 def params(ctx: dict[str, Any]) -> Params:
-    return Params.from_settings(ctx["settings"])
+    """The rules' parameters from the worker's settings (read once per process: settings do not change)."""
+    p = ctx.get("params")
+    if p is None or p[0] is not ctx["settings"]:
+        p = ctx["params"] = (ctx["settings"], Params.from_settings(ctx["settings"]))
+    return p[1]
 
 
 # -- the task ----------------------------------------------------------------------------------------
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Worker start: the process-wide lock of the visit batches (arq copies ctx into each job's ctx)."""
+    """Worker start: the process-wide lock of the visit batches and the ids of the visits this process
+    settled lately (arq copies ctx into each job's ctx)."""
     ctx["visit_lock"] = asyncio.Lock()
+    ctx["visits_settled"] = Settled()
+    if "settings" in ctx:
+        params(ctx)  # kept in the process's ctx, which arq copies into every job's
+
+
+class Settled:
+    """Visits this process settled lately (committed, bumped and marked done in Redis): the jobs of a
+    batch's other visits find theirs here without a Redis round trip. Holds the last LIMIT ids."""
+
+    LIMIT: Final = 20_000
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def __contains__(self, visit_id: object) -> bool:
+        return visit_id in self._ids
+
+    def add(self, ids: Iterable[int]) -> None:
+        for i in ids:
+            if i not in self._ids:
+                self._ids.add(i)
+                self._order.append(i)
+        while len(self._order) > self.LIMIT:
+            self._ids.discard(self._order.popleft())
 
 
 async def apply(ctx: dict[str, Any], kind: str, fact_id: int) -> str:
@@ -122,11 +152,12 @@ async def _visits_or_alone(ctx: dict[str, Any], visit_id: int) -> Done:
 
 async def _visits(ctx: dict[str, Any], visit_id: int, batch: int) -> Done:
     redis = ctx["redis"]
-    if await live.is_done(redis, visit.KIND, visit_id):
+    settled: Settled = ctx.get("visits_settled") or Settled()
+    if visit_id in settled or await live.is_done(redis, visit.KIND, visit_id):
         return Done("already")
     lock: asyncio.Lock = ctx.get("visit_lock") or asyncio.Lock()
     async with lock:  # one batch at a time per process: the others wait, then mostly find theirs done
-        if await live.is_done(redis, visit.KIND, visit_id):
+        if visit_id in settled or await live.is_done(redis, visit.KIND, visit_id):
             return Done("already")
         p = params(ctx)
         async with transaction(ctx["sessions"]) as s:
@@ -137,6 +168,7 @@ async def _visits(ctx: dict[str, Any], visit_id: int, batch: int) -> Done:
             intents = [f"{visit.KIND}:{i}" for i in b.visit_ids]
             await live.intend(redis, intents)
         await live.bump(redis, bumps, done=[(visit.KIND, i) for i in b.settled], settled=intents)
+        settled.add(b.settled)
     return Done(visit.describe(b, visit_id), ids + await _rank_check(ctx, bumps))
 
 
