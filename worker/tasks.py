@@ -268,9 +268,9 @@ async def sweep(ctx: dict[str, Any], *, min_age_s: float = SWEEP_AFTER_S, now: d
     running, or its result kept) never blocks the copy; duplicates are harmless.
 
     The copies are scored an hour in the past: they sort before whatever a SIGKILLed worker left at the
-    head of the queue. arq keeps such jobs "in progress" until the longest function timeout + 10 s has
-    passed and reads only the first `queue_read_limit` ids per poll, so enough of them would otherwise
-    hide every newer job from the live workers for that long."""
+    head of the queue. Such jobs stay "in progress" until their lease (worker/settings.py: 15 s, renewed
+    while a live worker runs them) expires, and arq reads only the first `queue_read_limit` ids per poll,
+    so enough of them would otherwise hide every newer job from the live workers for that long."""
     redis, sessions = ctx["redis"], ctx["sessions"]
     now = now or utcnow()
     counts: Counter[str] = Counter()
