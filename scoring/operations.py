@@ -15,7 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scoring import periods
-from scoring.boards import station_board, station_points
+from scoring.boards import station_points, station_rank
 from scoring.clock import utcnow
 from scoring.facts import activity as activity_fact
 from scoring.facts.common import DEFAULT, Job, Params
@@ -275,8 +275,8 @@ async def station_figures(session: AsyncSession, station_id: int, *, now: dateti
         return OpRefusal.NOT_FOUND
     ranks: dict[str, int | None] = {}
     for kind in ("month", "year", "total"):
-        board = await station_board(session, periods.Period.parse(kind, now=now), now=now)
-        ranks[kind] = next((r.rank for r in board if r.standing.id == station_id), None)
+        line = await station_rank(session, station_id, periods.Period.parse(kind, now=now), now=now)
+        ranks[kind] = line.rank if line is not None else None
     satisfied, replies = await satisfaction_rate(session, station_id)
     nxt = next_month_of(now)
     return StationFigures(station=station, points=await station_points(session, station_id, now), ranks=ranks,

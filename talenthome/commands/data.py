@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import imports
-from scoring.boards import station_board, station_eligible, station_points, talent_board, talent_points
+from scoring.boards import station_board, station_eligible, station_points, station_top, talent_board, talent_points
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.models import (
@@ -398,8 +398,10 @@ def board(args: argparse.Namespace) -> int:
         async with sessions() as session:
             if scope == "talent":
                 ranked = await talent_board(session, period, limit=limit)
+            elif limit is not None:  # the first N lines in SQL, not the whole board cut
+                ranked = await station_top(session, period, limit, now=utcnow())
             else:
-                ranked = (await station_board(session, period, now=utcnow()))[:limit]
+                ranked = await station_board(session, period, now=utcnow())
         return [r.as_json() for r in ranked]
 
     rows = _run(body)
