@@ -3,8 +3,9 @@
 Outbox delivery
 ---------------
 The domain adds rows with `scoring.outbox.add` (idempotent on a deterministic key); the task that added
-them calls `kick(ctx, ids)` after its transaction commits; `sweep_outbox` (cron, every 10 s) enqueues every
-pending row that is due, so a lost job or a lost Redis delays a message and never loses it.
+them calls `kick(ctx, ids)` after its transaction commits (the bot enqueues its late replies alike);
+`sweep_outbox` (cron, every 10 s) enqueues every pending row that is due, so a lost job or a lost Redis
+delays a message and never loses it.
 
 `deliver(...)` is three steps, each its own short transaction around the one HTTP call:
 
@@ -34,7 +35,10 @@ id comes from settings: `wechat_templates[payload["template"]]`, else `wechat_te
 payload's data plus the text as `content`). With no template id configured at all, the text goes as a
 customer-service message, which WeChat only delivers inside the user's 48-hour window; outside it the
 row is given up with the reason "no template configured; ... outside the customer-service window".
-`custom` rows are customer-service text messages (the satisfaction invitation, replies to talents).
+`custom` rows are customer-service text messages (the satisfaction invitation, replies to talents). A
+`custom` row whose payload names a `fallback` kind (a reply that missed the callback's time budget,
+scoring.outbox.reply_payload: kind `reply`) falls back, in the same attempt, to that kind's template or the
+general notice when WeChat answers 45015/45047 (the 48-hour window is closed, or its quota used up).
 
 Subscription notifications (订阅通知) come first for `template` rows: when WECHAT_SUBSCRIBE_TEMPLATES names
 a subscription template for the payload's kind (or a general `notice` one, the text in `thing1`) and the
@@ -75,7 +79,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scoring import consents, kiosk
+from scoring import consents, kiosk, outbox
 from scoring.clock import utcnow
 from scoring.db import transaction
 from scoring.kiosk import current_qr as current_qr  # re-exported: the QR records' reader lives in scoring
@@ -94,6 +98,7 @@ RETRY_BASE_S: Final = 15.0
 RETRY_CAP_S: Final = 3600.0
 SWEEP_BATCH: Final = 1000
 IN_FLIGHT: Final = "in flight"
+WINDOW_CLOSED: Final = frozenset({45015, 45047})  # outside the 48-hour window; its message quota used up
 
 QR_CONCURRENCY: Final = 8
 QR_BUDGET_S: Final = 45.0  # a run stops starting new codes after this; the next minute continues
@@ -141,7 +146,7 @@ async def kick(ctx: Mapping[str, Any] | ArqRedis, notification_ids: Iterable[int
     or an ArqRedis pool. Duplicates are harmless: the claim lets one delivery through."""
     redis: ArqRedis = ctx["redis"] if isinstance(ctx, Mapping) else ctx
     for nid in notification_ids:
-        await redis.enqueue_job("deliver_notification", nid, _job_id=f"notify:{nid}")
+        await redis.enqueue_job(outbox.DELIVER, nid, _job_id=outbox.delivery_job_id(nid))
 
 
 async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str:
@@ -217,6 +222,21 @@ async def claim(sessions: async_sessionmaker[AsyncSession], notification_id: int
     return "skipped"
 
 
+def _template_of(settings: Settings, payload: dict[str, Any], text: str, *, with_text: bool = False
+                 ) -> tuple[str | None, dict[str, Any]]:
+    """The template id and data for a payload: its kind's template (WECHAT_TEMPLATES), else the general
+    notice (WECHAT_TEMPLATE_NOTICE, the text as `content`). `with_text`: the text as `content` in either."""
+    name = payload.get("template")
+    raw_data = payload.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    template_id = settings.wechat_templates.get(name) if isinstance(name, str) else None
+    if template_id:
+        return template_id, {**data, "content": text} if with_text and text else data
+    if settings.wechat_template_notice:
+        return settings.wechat_template_notice, {**data, "content": text}
+    return None, data
+
+
 async def send(client: WeChatClient, settings: Settings, c: Claim) -> Outcome:
     """One attempt at sending a claimed row through the right channel."""
     try:
@@ -229,15 +249,24 @@ async def send(client: WeChatClient, settings: Settings, c: Claim) -> Outcome:
     if not c.openid:
         return GiveUp("no openid")
     if c.channel == "custom":
-        return await client.send_text(c.openid, text) if text else GiveUp("empty text")
+        if not text:
+            return GiveUp("empty text")
+        outcome = await client.send_text(c.openid, text)
+        fallback = payload.get("fallback")
+        if not (isinstance(outcome, GiveUp) and outcome.errcode in WINDOW_CLOSED and isinstance(fallback, str)):
+            return outcome
+        # The 48-hour window is closed (or its quota used up): a row with a fallback kind (a late reply)
+        # goes as that kind's template notice instead, as the other pushes do.
+        template_id, data = _template_of(settings, {**payload, "template": fallback}, text, with_text=True)
+        if not template_id:
+            return GiveUp(f"{outcome.reason}; no template configured for {fallback!r} "
+                          "(WECHAT_TEMPLATES or WECHAT_TEMPLATE_NOTICE)", outcome.errcode)
+        url = payload.get("url")
+        return await client.send_template(c.openid, template_id, data, url=url if isinstance(url, str) else None)
     if c.channel != "template":
         return GiveUp(f"unknown channel {c.channel!r}")
     name = payload.get("template")
-    raw_data = payload.get("data")
-    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    template_id = settings.wechat_templates.get(name) if isinstance(name, str) else None
-    if not template_id and settings.wechat_template_notice:
-        template_id, data = settings.wechat_template_notice, {**data, "content": text}
+    template_id, data = _template_of(settings, payload, text)
     if template_id:
         url = payload.get("url")
         return await client.send_template(c.openid, template_id, data, url=url if isinstance(url, str) else None)
@@ -293,7 +322,11 @@ async def record(sessions: async_sessionmaker[AsyncSession], c: Claim, outcome: 
 async def deliver(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
                   notification_id: int, *, now: datetime | None = None) -> str:
     """Deliver one outbox row: "sent", "retry" (rescheduled), "given_up", or "skipped" (nothing to do).
-    `now` (naive UTC) is for tests; by default the clock."""
+    `now` (naive UTC) is for tests; by default the clock.
+
+    The access token is made ready before the claim: a worker that dies while getting it (WeChat slow,
+    the worker killed) leaves the row pending, not "in flight", so the next worker sends it."""
+    await client.prepare()
     c = await claim(sessions, notification_id, now or utcnow())
     if isinstance(c, str):
         return c

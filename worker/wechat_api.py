@@ -208,6 +208,17 @@ class WeChatClient:
             if loop.time() > deadline:
                 raise _Transient("timed out waiting for another process to refresh the access token")
 
+    async def prepare(self) -> bool:
+        """Make the access token ready (one Redis read when it is): True when it is. A failure is not
+        raised: the call that needs the token tries again and reports it as its outcome. The outbox calls
+        this before it claims a row, so a worker that dies while the token is fetched leaves the row pending."""
+        try:
+            await self.access_token()
+        except _Transient as err:
+            log.debug("wechat: no access token yet (%s)", err.reason)
+            return False
+        return True
+
     # -- internals -----------------------------------------------------------------------------------
 
     async def _fetch_token(self, *, force: bool) -> tuple[str, int]:
