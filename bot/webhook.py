@@ -13,8 +13,15 @@ Rules (SPEC 5-6, issue 3):
 - De-duplication in Redis: messages by MsgId, events by FromUserName + CreateTime + Event + EventKey. A retry
   gets the first answer again (the rendered reply is cached); while the first attempt still runs, a retry
   waits for it instead of running twice.
-- The handler has a budget (about 4 s, inside WeChat's 5 s); past it the answer is empty and the handler
-  finishes in the background, its reply cached for WeChat's retry.
+- The answer has a budget (about 4 s, inside WeChat's 5 s) counted from the request's arrival, over
+  everything after it: the Redis claim, a retry's wait for the first answer, the handler (a database lock,
+  a row lock, the group commit), rendering. One timer on the request; the work itself runs on a task of its
+  own that the timer never cancels. Past the budget the answer is `success` (which ends WeChat's retries)
+  and the work finishes in the background; its reply, if any, is then queued in the outbox as a
+  customer-service message (scoring.outbox.reply_key: one row per inbound message, so a retry, a second bot
+  process or a restart cannot send it twice) and the worker delivers it, as a template notice when the
+  48-hour window is closed. Retries of that message are answered `success`, never the reply again. A handler
+  whose transaction never committed (the bot killed) did nothing, and nothing is sent.
 - No stack trace ever reaches the caller: a crashing handler is logged with context and answered empty.
 """
 
@@ -36,7 +43,9 @@ from wechatpy.replies import TextReply
 
 from bot import xmlsafe
 from bot.router import Context, Incoming
+from scoring import outbox
 from scoring.clock import utcnow
+from scoring.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,7 @@ PENDING = b"\x00pending"
 EMPTY = "success"
 DEPS_KEY: web.AppKey[Any] = web.AppKey("deps")
 REPLAYED, CLAIMED, DUPLICATE = 0, 1, 2
+LATE_WRITE_PAUSES_S = (0.5, 2.0, 5.0)  # a late reply's outbox row: tries after the first, then logged as lost
 # KEYS: nonce key, de-duplication key; ARGV: body digest, nonce TTL, PENDING, de-duplication TTL.
 CLAIM_SCRIPT = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
@@ -196,6 +206,22 @@ def _log_cache_failure(future: asyncio.Future[Any], key: str, background: set[An
         log.error("could not cache the reply for %s: %s", key, future.exception())
 
 
+class _Callback:
+    """What the answer and the work of one callback share: whether the answer has gone out without the reply
+    (set once, by the answer, when the budget is over)."""
+
+    __slots__ = ("late",)
+
+    def __init__(self) -> None:
+        self.late = False
+
+
+def _settle(work: asyncio.Future[Any], key: str, callback: _Callback, background: set[Any]) -> None:
+    background.discard(work)
+    if callback.late and not work.cancelled() and work.exception() is not None:  # nobody awaits it any more
+        log.error("callback %s failed after its answer: %r", key, work.exception())
+
+
 class WebhookView:
     def __init__(self, app: web.Application):
         self.app = app
@@ -212,6 +238,7 @@ class WebhookView:
 
     async def post(self, request: web.Request) -> web.StreamResponse:
         deps = self.deps
+        deadline = asyncio.get_running_loop().time() + deps.handler_budget_s  # from arrival, over everything
         q = request.query
         if not signature_ok(deps.token, q):
             return web.Response(status=403, text="forbidden")
@@ -268,15 +295,46 @@ class WebhookView:
             return web.Response(status=400, text="bad request")
 
         key = dedupe_key(msg, raw)
-        claim = await self._claim(q["timestamp"], q["nonce"], body, key)
-        if claim == REPLAYED:
-            return web.Response(status=403, text="replayed nonce")
-        reply_xml = await self._answer(msg, key, claim == CLAIMED, safe)
+        callback = _Callback()
+        work = asyncio.ensure_future(self._work(q["timestamp"], q["nonce"], body, key, msg, safe, callback))
+        deps.background.add(work)
+        work.add_done_callback(lambda w: _settle(w, key, callback, deps.background))
+        try:
+            async with asyncio.timeout_at(deadline):  # one timer; the work is shielded from it
+                status, reply_xml = await asyncio.shield(work)
+        except TimeoutError:
+            if not work.done():
+                callback.late = True  # from here on the work sends its reply through the outbox
+                log.warning("callback over budget for %s; answered %r, the reply goes through the outbox",
+                            key, EMPTY)
+                return web.Response(text=EMPTY)
+            status, reply_xml = work.result()  # finished in the same instant: answer it as usual
+        if status != 200:
+            return web.Response(status=status, text=reply_xml)
         if not reply_xml:
             return web.Response(text=EMPTY)
         if safe:
             reply_xml = deps.crypto.encrypt_message(reply_xml, q["nonce"], q["timestamp"])
         return web.Response(text=reply_xml, content_type="application/xml")
+
+    async def _work(self, timestamp: str, nonce: str, body: bytes, key: str, msg: Any, safe: bool,
+                    callback: _Callback) -> tuple[int, str]:
+        """Claim, then run the handler once per message (a retry gets the cached rendered reply): (HTTP
+        status, rendered reply or ""). Past the budget (`callback.late`) the reply goes to the outbox."""
+        claim = await self._claim(timestamp, nonce, body, key)
+        if claim == REPLAYED:
+            return 403, "replayed nonce"
+        if claim != CLAIMED:
+            return 200, await self._wait_cached(key)
+        text = await self._run(msg, safe, key)
+        # No await between this test and the return below: the answer sees either this task done (and
+        # answers its reply) or `late` set before the test (and the reply goes to the outbox).
+        late = callback.late
+        reply = "" if late or not text else TextReply(message=msg, content=escape_cdata(text)).render()
+        self._cache(key, reply)
+        if late and text:
+            await self._reply_late(msg, key, text)
+        return 200, reply
 
     async def _claim(self, timestamp: str, nonce: str, body: bytes, key: str) -> int:
         """The replay guard and the de-duplication claim in one Redis call (CLAIM_SCRIPT): (timestamp,
@@ -286,41 +344,52 @@ class WebhookView:
         return int(await self.deps.redis.eval(CLAIM_SCRIPT, 2, f"th:nonce:{timestamp}:{nonce}", key, digest,
                                               2 * MAX_SKEW_S + 60, PENDING, DEDUPE_TTL_S))
 
-    async def _answer(self, msg: Any, key: str, claimed: bool, safe: bool) -> str:
-        """Run the handler once per message; retries get the cached rendered reply."""
-        deps = self.deps
-        if not claimed:
-            return await self._wait_cached(key)
-        task = asyncio.ensure_future(self._run(msg, safe, key))
-        deps.background.add(task)
-        task.add_done_callback(deps.background.discard)
-        try:
-            async with asyncio.timeout(deps.handler_budget_s):  # one timer; cheaper than wait_for
-                return await asyncio.shield(task)
-        except TimeoutError:
-            log.warning("handler over budget for %s; answering empty, finishing in background", key)
-            return ""
-
     async def _run(self, msg: Any, safe: bool, key: str) -> str:
-        deps = self.deps
-        reply = ""
+        """The handler's reply text ("" for none); a crash is logged and answered with nothing."""
         try:
-            ctx = Context(deps=deps, incoming=incoming_of(msg, safe))
-            text = await deps.dispatcher.dispatch(ctx)
-            if text:
-                reply = TextReply(message=msg, content=escape_cdata(text)).render()
+            ctx = Context(deps=self.deps, incoming=incoming_of(msg, safe))
+            return await self.deps.dispatcher.dispatch(ctx) or ""
         except Exception:
             log.exception("handler crashed: openid=%s type=%s key=%s", getattr(msg, "source", "?"),
                           getattr(msg, "type", "?"), key)
-            reply = ""
-        # Cache the reply for WeChat's retries without holding this answer back on Redis: a retry that
-        # comes before the write lands finds PENDING and waits for it (_wait_cached).
+            return ""
+
+    def _cache(self, key: str, reply: str) -> None:
+        """Cache the answer for WeChat's retries without holding the answer back on Redis: a retry that comes
+        before the write lands finds PENDING and waits for it (_wait_cached). A late reply caches "": its
+        retries are answered `success`, the reply itself goes once, through the outbox."""
+        deps = self.deps
         cached = asyncio.ensure_future(deps.redis.set(key, reply.encode() or b"", ex=DEDUPE_TTL_S))
         deps.background.add(cached)
         cached.add_done_callback(lambda f: _log_cache_failure(f, key, deps.background))
-        return reply
+
+    async def _reply_late(self, msg: Any, key: str, text: str) -> None:
+        """Queue the reply that missed the budget as a customer-service message (one outbox row per inbound
+        message), then ask the worker to deliver it (the outbox sweeper would within seconds anyway)."""
+        deps = self.deps
+        openid = getattr(msg, "source", "") or ""
+        for pause in (*LATE_WRITE_PAUSES_S, None):
+            try:
+                async with transaction(deps.sessions) as session:
+                    nid = await outbox.queue(session, outbox.reply_key(key), openid, outbox.reply_payload(text),
+                                             channel="custom")
+                break
+            except Exception:
+                if pause is None:
+                    log.exception("late reply for %s (openid=%s) could not be queued; it is lost", key, openid)
+                    return
+                log.warning("late reply for %s: queueing failed; trying again in %.1f s", key, pause,
+                            exc_info=True)
+                await asyncio.sleep(pause)  # a database that is busy or restarting: try again shortly
+        if nid is None:
+            log.info("late reply for %s was queued already (a retry or another process)", key)
+            return
+        log.info("late reply for %s queued as notification %s", key, nid)
+        await deps.enqueue(outbox.DELIVER, nid, job_id=outbox.delivery_job_id(nid))
 
     async def _wait_cached(self, key: str) -> str:
+        """A retry's answer: the first attempt's cached reply, waited for while it runs (the answer's own
+        budget bounds the wait, and this one too, for a first attempt that never ends)."""
         deadline = time.monotonic() + self.deps.handler_budget_s
         delay = 0.01
         while True:
