@@ -7,7 +7,9 @@ them calls `kick(ctx, ids)` after its transaction commits (the bot enqueues its 
 `sweep_outbox` (cron, every 10 s) enqueues every pending row that is due, so a lost job or a lost Redis
 delays a message and never loses it.
 
-`deliver(...)` is three steps, each its own short transaction around the one HTTP call:
+`deliver(...)` first makes the access token ready (a Redis read when it is; before the claim, so a worker
+killed while fetching it leaves the row pending for the next one), then three steps, each its own short
+transaction around the one HTTP call:
 
 1. claim: `UPDATE notifications SET attempts = attempts + 1, next_attempt_at = now + LEASE,
    last_error = 'in flight ...' WHERE id = ? AND status = 'pending' AND next_attempt_at <= now AND it is not
