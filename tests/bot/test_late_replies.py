@@ -39,8 +39,11 @@ from worker import push
 from worker.wechat_api import WeChatClient
 
 BUDGET = 0.5
-MARGIN = 0.35  # the answer's own work after the timer, and a loaded test machine
-HELD = 3 * BUDGET  # how long the other writer holds SQLite: well past the budget
+# The answer's own work after the timer, and a loaded 2-core test machine (the suite shares it). The locks
+# below are held until after the answers come (the test releases them), Redis is busy for REDIS_BUSY_S: an
+# answer within BUDGET + MARGIN did not wait for them.
+MARGIN = 1.0
+REDIS_BUSY_S = 3.0
 
 
 @contextmanager
@@ -171,11 +174,11 @@ return 1
 
 async def test_slow_redis_answers_within_budget_and_the_reply_arrives(
         plain_slow_bot: Bot, fake_wechat: FakeWeChat, redis: Redis) -> None:
-    """Redis busy (a script that runs 1.5 s) while the callback claims its message: the answer still comes in
+    """Redis busy (a script that runs 3 s) while the callback claims its message: the answer still comes in
     time, and the reply follows as a customer-service message."""
     bot = plain_slow_bot
     await flows.talent(bot, openid="oT1")
-    busy = asyncio.ensure_future(redis.eval(BUSY_SCRIPT, 0, int(HELD * 1_000_000)))  # type: ignore[misc]
+    busy = asyncio.ensure_future(redis.eval(BUSY_SCRIPT, 0, int(REDIS_BUSY_S * 1_000_000)))  # type: ignore[misc]
     await asyncio.sleep(0.05)  # let the script start first (its own reply is awaited below)
     reply, took = await timed(lambda: bot.wx.text("oT1", "帮助"))
     assert reply.status == 200 and reply.body == "success" and took < BUDGET + MARGIN, (reply, took)
