@@ -262,3 +262,89 @@ def replace_section(path: str, heading: str, body: str) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(out).rstrip("\n") + "\n")
     os.replace(tmp, path)
+
+
+# -- a PostgreSQL cluster kept between runs (bench/scale.py --keep) -----------------------------------------
+
+
+@contextmanager
+def kept_postgres(folder: str, options: str = "") -> Iterator[tuple[PostgresServer, bool]]:
+    """A PostgreSQL cluster in `folder` that outlives the run: created (initdb, as temp_postgres) when the
+    folder holds none, else started as it is. Yields (server, created); stopped (not deleted) afterwards.
+    `options`: extra `-c name=value` server settings for this start."""
+    bindir = pg_bindir()
+    if bindir is None:
+        raise ServerUnavailable("PostgreSQL binaries (initdb, pg_ctl) not found")
+    os.makedirs(folder, exist_ok=True)
+    os.chmod(folder, 0o755)
+    data = os.path.join(folder, "data")
+    created = not os.path.exists(os.path.join(data, "PG_VERSION"))
+    server = PostgresServer(folder)
+    if created:
+        server.start()
+        server.stop()  # started once to initdb; restarted below with `options`
+    import pwd
+
+    if os.geteuid() == 0:
+        user = "postgres"
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            user, pw = "nobody", pwd.getpwnam("nobody")
+        os.makedirs(server.socket_dir, exist_ok=True)
+        for d in (folder, server.socket_dir):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        server._run_as = ["runuser", "-u", user, "--"]
+    from talenthome.servers import free_port, server_env
+
+    server.port = free_port()
+    opts = (f"-p {server.port} -k {server.socket_dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+            f"-c full_page_writes=off -c max_connections=200 {options}")
+    subprocess.run(server._cmd(os.path.join(bindir, "pg_ctl"), "-D", data, "-o", opts, "-l",
+                               os.path.join(folder, "pg.log"), "-w", "-t", "120", "start"),
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env())
+    server._bindir, server._data = bindir, data
+    try:
+        yield server, created
+    finally:
+        subprocess.run(server._cmd(os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "fast", "-t", "120", "-w",
+                                   "stop"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())
+
+
+def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+                 timeout: float = 3600) -> tuple[float, int, str]:
+    """Run a command to its end: (wall seconds, peak RSS in KiB from wait4's rusage, stdout). Raises
+    RuntimeError with its stderr when it fails."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=err)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"{' '.join(cmd)}: no end after {timeout:.0f} s")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {stderr.strip()[-2000:]}")
+    return seconds, int(usage.ru_maxrss), stdout
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    """The peak resident set size of a running process (VmHWM in /proc), in KiB."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
