@@ -73,6 +73,7 @@ SHARD_BITS: Final = 23  # 8,388,608 entry ids (1 MiB) per marker bitmap
 REBUILD_LOCK_S: Final = 900
 TMP_TTL_S: Final = 3600
 CHUNK: Final = 5000
+NAMES_IN_AT_MOST: Final = 30_000  # talent ids bound in one IN list; more: read every talent's name
 WHOLE_BOARD_AT: Final = 500  # reading more members than this: the whole zset and hash instead (_scores)
 EPOCH: Final = datetime(1970, 1, 1)
 UTC_OFFSET: Final = timedelta(hours=8)
@@ -429,8 +430,11 @@ async def talent_board(session: AsyncSession, redis: Redis, period: Period, *,
             top = [m for m in top if m[1] > floor] + list(tied)
     ids = [int(_s(m)) for m, _ in top]
     values = await _scores(redis, zkey, [str(i) for i in ids])
+    # A whole board (compare, reconcile) can hold more talents than a statement can bind parameters
+    # (asyncpg: 32,767): then every talent is read, as scoring.boards.talent_board does.
     names = {tid: (cert, name) for tid, cert, name in (await session.execute(
-        select(Talent.id, Talent.cert_no, Talent.name).where(Talent.id.in_(ids)))).all()} if ids else {}
+        select(Talent.id, Talent.cert_no, Talent.name).where(Talent.id.in_(ids)) if len(ids) < NAMES_IN_AT_MOST
+        else select(Talent.id, Talent.cert_no, Talent.name))).all()} if ids else {}
     ranked = rank([Standing(tid, *names.get(tid, (str(tid), "")), p, at)
                    for tid, (p, at) in zip(ids, values, strict=True)])
     return ranked[:limit] if limit is not None else ranked

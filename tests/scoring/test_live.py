@@ -358,3 +358,31 @@ async def test_rebuild_marks_entries_across_id_gaps(sessions: Sessions, redis: A
         everything = list((await s.scalars(select(Entry))).all())
     assert (await live.bump(redis, await _plan(sessions, everything))).already == 3
     await assert_equal(sessions, redis)
+
+
+async def test_a_whole_talent_board_beyond_the_bind_limit(pg_url: str, redis: Any) -> None:
+    """A whole talent board (compare, the nightly reconcile) of more talents than one PostgreSQL statement can
+    bind (asyncpg: 32,767 parameters) reads their names all the same (it raised InterfaceError: found by
+    bench/scale.py at 1,000,000 talents)."""
+    from sqlalchemy import text
+
+    engine = make_engine(pg_url)
+    sessions = make_sessionmaker(engine)
+    n, at = 33_000, b.local(2026, 5, 1)
+    try:
+        async with transaction(sessions) as s:
+            await s.execute(text(
+                "INSERT INTO talents (id, cert_no, name, phone, category, county, created_at) "
+                "SELECT g, 'C' || g, 'T' || g, '', '', '', :at FROM generate_series(1, :n) g"), {"at": at, "n": n})
+            await s.execute(text(
+                "INSERT INTO entries (key, talent_id, amount, rule, fact_kind, fact_id, occurred_at, recorded_at) "
+                "SELECT 'bench:' || g, g, 1 + g % 7, 'R3@1', 'visit', g, :at, :at FROM generate_series(1, :n) g"),
+                {"at": at, "n": n})
+        assert await live.rebuild(sessions, redis) is not None
+        async with sessions() as s:
+            board = await live.talent_board(s, redis, Period("total", "all"))
+            assert len(board) == n and (board[0].points, board[-1].points) == (7, 1)
+            assert lines(board) == lines(await boards.talent_board(s, Period("total", "all")))
+            assert await live.compare(s, redis, now=NOW) == []
+    finally:
+        await engine.dispose()
