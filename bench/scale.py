@@ -239,7 +239,8 @@ class Generator:
             ends = starts + timedelta(hours=2)
             published = starts - timedelta(hours=rng.uniform(6, 240))
             activities.append((aid, sid, f"活动{aid}", "", starts, ends, rng.choice((None, 30, 50, 100)), published,
-                               operator_openid(sid), "published", starts - timedelta(hours=2), None,
+                               operator_openid(sid), "published", starts - timedelta(hours=2),
+                               ends + timedelta(minutes=1),  # invited_at: the worker invites at the end
                                rng.choice(ACT_CATEGORIES)))
             attended = 0
             for _ in range(rng.randint(0, 16)):
@@ -724,6 +725,8 @@ async def measure_worker(port: int, env: dict[str, str], folder: str, redis_url:
             hwm = vm_hwm_kib(worker.pid)
         finally:
             stop_server(worker)
+        failed = worker_failures(os.path.join(folder, "worker.log"))
+        rows.append(("worker jobs that failed meanwhile (its log)", str(len(failed)), "; ".join(failed)[:300]))
     finally:
         await conn.close()
         await pool.aclose()
@@ -735,6 +738,12 @@ def start_worker(env: dict[str, str], folder: str) -> subprocess.Popen[bytes]:
     with open(os.path.join(folder, "worker.log"), "w") as log:
         return subprocess.Popen([sys.executable, "-m", "talenthome.cli", "worker"], env=env, cwd=folder,
                                 stdout=log, stderr=log)
+
+
+def worker_failures(path: str) -> list[str]:
+    """The arq lines of failed jobs, e.g. `180.07s ! tasks:sweep failed, TimeoutError`."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return [ln.split("arq.worker: ", 1)[1].strip() for ln in fh if "arq.worker:" in ln and " failed" in ln]
 
 
 def xlsx_summary(path: str) -> str:
@@ -880,6 +889,9 @@ def render(report: dict[str, Any], sizes: Sizes, info: dict[str, str], command: 
     rows += [(a, b, "", d) for a, b, d in report["calendar"]]
     rows += report["exports"]
     lines += [format_table(["what", "time", "peak RSS", "notes"], rows), ""]
+    if report.get("rss") != "vmhwm":
+        lines += [report.get("rss_note", "Peak RSS here is wait4's ru_maxrss, which counts the child's fork-time copy "
+                                         "of the bench process: read it as an upper bound."), ""]
     lines += ["EXPLAIN (ANALYZE, BUFFERS) of the heavy aggregates (full plans: explain.txt in the kept folder):", "",
               format_table(["query", "plan's scan", "execution"], [(a, b, f"{c_:,.0f} ms")
                                                                    for a, b, c_ in report["explain"]]), ""]
@@ -888,12 +900,97 @@ def render(report: dict[str, Any], sizes: Sizes, info: dict[str, str], command: 
                   ("bot (`talenthome serve`) peak RSS, VmHWM after the runs above", fmt_mib(report["bot_hwm"]), ""),
                   ("worker (`talenthome worker`) peak RSS, VmHWM after the runs above", fmt_mib(report["worker_hwm"]),
                    "")]), ""]
+    if report.get("worker_note"):
+        lines += [report["worker_note"], ""]
     return "\n".join(lines) + analysis(report, sizes)
 
 
+def seconds_of(text: str) -> float:
+    """"95.16 s" or "29.1 ms" (the start of a formatted figure) in seconds."""
+    number, unit = text.split()[:2]
+    return float(number.replace(",", "")) / (1000 if unit.startswith("ms") else 1)
+
+
 def analysis(report: dict[str, Any], sizes: Sizes) -> str:
-    """The 10x paragraph, from the figures of a full-size run."""
-    return ""
+    """What breaks first when the sizes grow another 10x, from this run's figures (linear extrapolation, which
+    flatters the aggregates: a hash aggregate 10x larger also spills out of work_mem)."""
+    if sizes.scale < 1:
+        return "\n(The 10x analysis is written from a full-size run, `--scale 1`.)\n"
+    import re
+
+    rb = report["rebuild"]
+    m = re.search(r"read ([\d.]+) s, write ([\d.]+) s", rb["out"])
+    read_s, write_s = (float(m.group(1)), float(m.group(2))) if m else (rb["seconds"], 0.0)
+    redis_mib = rb["memory"]["used_memory"] / 2**20
+    boards = {row[0].split(" (")[0]: row for row in report["boards"]}
+    t_total = seconds_of(boards["talent total"][1])
+    t_month = seconds_of(boards["talent month"][1])
+    close = seconds_of(report["calendar"][0][1])
+    confirm = seconds_of(report["calendar"][2][1])
+    explain = {row[0]: row for row in report["explain"]}
+    month_plan = next(v for k, v in explain.items() if k.startswith("station month"))
+    from scoring.live import REBUILD_LOCK_S
+
+    lines_ = rb["out"].split("(")[1].split()[0]
+    failed = next((row for row in report["worker"] if row[0].startswith("worker jobs that failed")), None)
+    earlier = report.get("worker_run1_failures") or []
+    worker_fail = f"the worker's log: {failed[2]}" if failed and failed[1] != "0" else \
+        f"the first run's worker log: {'; '.join(earlier)}" if earlier else "none failed this time"
+
+    exports = "; ".join(f"`{row[0].split(' --')[0].replace('talenthome ', '')}` {row[1]}" for row in report["exports"]
+                        if "export" in row[0]) + " here for 10,000 rows"
+
+    return f"""
+### What breaks first at 10x (100,000 stations, 10,000,000 talents, 100,000,000 entries)
+
+Linear extrapolation of the figures above (optimistic for the SQL aggregates: 10x more groups no longer fit
+`work_mem` and spill to disk).
+
+0. **The exports, though by a bug rather than a limit.** `scoring.exports._sheet` reads `ws.max_row` for every
+   row it appends, and openpyxl computes `max_row` by scanning every cell written so far, so a sheet costs
+   O(rows^2): {exports}. Measured apart (`_sheet` alone, CPU time, load about 11): 2,500 rows 1.3 s, 5,000 rows
+   4.9 s, 10,000 rows 21.4 s. 100,000 stations would be about 35 minutes of CPU for one month-board workbook
+   (and the admin page's export, /admin/export/..., waits for it). Fix: count the rows instead of asking
+   openpyxl (`for r, row in enumerate(rows, start=3): ws.append(row); for cell in ws[r]: ...`); none of the
+   three remedies is needed. Left alone here: it does not block the measurement at this size.
+1. **Rebuilding the live boards is the first limit of the design.** `talenthome rebuild-boards` took
+   {rb['seconds']:.0f} s here (read {read_s:.0f} s: GROUP BYs over every entry; write {write_s:.0f} s:
+   pipelined ZADD/HSET of {lines_} board lines), {fmt_mib(rb['rss_kib'])} peak RSS, {redis_mib:,.0f} MiB of
+   Redis: inside the 10-minute target. But the worker rebuilds inside its sweep job (`tasks:sweep`, arq timeout
+   180 s, worker/tasks.py) when Redis is empty or flushed, and in this run its first sweep already timed out
+   ({worker_fail}) before a second one finished. At 10x a rebuild is about {10 * (read_s + write_s) / 60:.0f}
+   minutes and {10 * rb['rss_kib'] / 2**20:.0f} GiB in the rebuilding process (the whole snapshot is held in
+   Python dicts before the first write), past the sweep's 180 s and past the rebuild lock's {REBUILD_LOCK_S} s
+   (`scoring.live.REBUILD_LOCK_S`, checked at the swap): the worker would start a rebuild every minute and
+   never finish one, the live boards would stay missing, and every board read would fall back to SQL (point
+   2). The nightly reconciliation (`tasks:reconcile`, timeout 300 s: `scoring.live.compare` reads the SQL
+   talent boards) took {report['compare'][1]:.0f} s here and would take about
+   {10 * report['compare'][1] / 60:.0f} minutes at 10x.
+   **Fix: a materialized period table** (one row per account and period: station month/year/total, talent
+   year/total, with points and reached-at), kept by `ledger.post` in the entry's own transaction (INSERT .. ON
+   CONFLICT DO UPDATE per draft, reversals included). A rebuild then copies about 3 rows per talent instead of
+   aggregating every entry, and can stream them (a server-side cursor, each chunk written before the next is
+   read) instead of holding them; the SQL boards and `compare` become index reads (ORDER BY points DESC
+   LIMIT 50) instead of full GROUP BYs. Until then, rebuilds at this size belong in their own job with a
+   longer timeout and a renewed lock, not in the one-minute sweep.
+2. **SQL talent boards**, the fallback when Redis is not built and the only source of the talent month
+   board (scoring.live has no Redis month board for talents): {t_total:.0f} s for the total board and
+   {t_month:.0f} s for a month here (a GROUP BY over every entry, then ranking {boards['talent total'][0]
+   .split('(')[1].split()[0]} Python objects), so about {10 * t_total / 60:.0f} and {10 * t_month / 60:.0f}
+   minutes at 10x. The same materialized period table fixes it; partitioning by year would only prune the
+   month and year boards, not the total.
+3. **Month close and annual rating** ({close:.0f} s and {confirm:.0f} s here, one transaction each) grow
+   linearly with stations: about {10 * close / 60:.0f} and {10 * confirm / 60:.0f} minutes at 10x, near the
+   worker's 600 s job timeout for `calendar:month_close`. Most of it is one INSERT round trip per queued
+   report (`outbox.add` per operator, {report['calendar'][0][2].split(', ')[1]}); the station month sums
+   themselves are a {month_plan[1]} ({month_plan[2]:,.0f} ms here). **Partitioning `entries` by year** (or
+   month) would let the month and year sums read one partition instead of the whole table (the plan above
+   reads every entry for one month), and a multi-row outbox insert would remove the round trips.
+4. **Redis** is not the first limit: {redis_mib:,.0f} MiB now, about {10 * redis_mib / 1024:.1f} GiB at
+   10x, on one instance with room to spare; each board is a single sorted set (the talent total board would
+   hold 10,000,000 members), which Redis Cluster cannot split across slots anyway. **Redis Cluster** is for a
+   100x step, or for write throughput, not for this one.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -918,7 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
     print("machine:")
     print_machine(info)
     command = ".venv/bin/python bench/scale.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    report: dict[str, Any] = {"load_start": loadavg()}
+    report: dict[str, Any] = {"load_start": loadavg(), "rss": "vmhwm"}
     with temp_dir("talenthome-province-") as folder:
         pg_folder = os.path.abspath(args.keep) if args.keep else os.path.join(folder, "pg")
         with kept_postgres(pg_folder, PG_OPTIONS) as (server, created):
