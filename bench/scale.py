@@ -78,6 +78,7 @@ ACT_CATEGORIES = ("lecture", "seminar", "culture", "salon", "other")
 PG_OPTIONS = "-c shared_buffers=2GB -c work_mem=64MB -c maintenance_work_mem=1GB -c max_wal_size=8GB " \
              "-c checkpoint_timeout=30min -c effective_cache_size=8GB"
 BIG_TABLES = ("entries", "visits", "attendances")
+WORKER_NOTE_SCANS = "5,000 visits of the day of the run, 10,000 entries"
 
 COLS = {
     "stations": ("id", "code", "name", "kind", "type", "county", "certified_on", "eligible_from", "stars", "status",
@@ -694,8 +695,9 @@ async def measure_worker(port: int, env: dict[str, str], folder: str, redis_url:
             first = int(await conn.fetchval("SELECT max(id) FROM visits")) + 1
             rng = random.Random(5)
             n_st = int(await conn.fetchval("SELECT max(id) FROM stations"))
-            talents = await conn.fetch(
-                "SELECT id FROM talents WHERE openid IS NOT NULL ORDER BY id DESC LIMIT $1", jobs)
+            talents = await conn.fetch(  # not those who scanned today already (a kept cluster's earlier run)
+                "SELECT id FROM talents t WHERE openid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM visits v "
+                "WHERE v.talent_id = t.id AND v.local_day = $2) ORDER BY id DESC LIMIT $1", jobs, day)
             new = []
             for i, (tid,) in enumerate(talents):
                 sid = rng.randint(1, int(0.9 * n_st))
@@ -867,7 +869,8 @@ def render(report: dict[str, Any], sizes: Sizes, info: dict[str, str], command: 
         f"{c['activities']:,} activities ({c['publicity_reports']:,} publicity reports), {c['visits']:,} visits "
         f"({c['attendances']:,} of them attendances), {c['entries']:,} ledger entries over 24 local months "
         f"(2024-12 to 2026-11); database {report['db_size']}, of which `entries` with its indexes "
-        f"{report['entries_size']}. Boards are read as of {MONTH_KEY}-30 12:00 Asia/Shanghai.",
+        f"{report['entries_size']}. Boards are read as of {MONTH_KEY}-30 12:00 Asia/Shanghai. On a kept cluster the "
+        f"counts include the scans earlier worker measurements added (each: {WORKER_NOTE_SCANS}).",
     ]
     if gen:
         lines.append(f"Generated with COPY (asyncpg) in {gen['copy']:.0f} s, indexes and constraints rebuilt in "
@@ -932,10 +935,16 @@ def analysis(report: dict[str, Any], sizes: Sizes) -> str:
     from scoring.live import REBUILD_LOCK_S
 
     lines_ = rb["out"].split("(")[1].split()[0]
+    found = re.search(r"\(([\d,]+) ranked\)", boards["talent total"][0])
+    ranked = found.group(1) if found else "all the"
     failed = next((row for row in report["worker"] if row[0].startswith("worker jobs that failed")), None)
     earlier = report.get("worker_run1_failures") or []
-    worker_fail = f"the worker's log: {failed[2]}" if failed and failed[1] != "0" else \
-        f"the first run's worker log: {'; '.join(earlier)}" if earlier else "none failed this time"
+    if failed and failed[1] != "0":
+        worker_fail = f"the worker's log: {failed[2]}"
+    elif earlier:
+        worker_fail = "the first worker start's log, its invitation backlog running alongside: " + "; ".join(earlier)
+    else:
+        worker_fail = "none failed this time"
 
     exports = "; ".join(f"`{row[0].split(' --')[0].replace('talenthome ', '')}` {row[1]}" for row in report["exports"]
                         if "export" in row[0]) + " here for 10,000 rows"
@@ -948,7 +957,8 @@ Linear extrapolation of the figures above (optimistic for the SQL aggregates: 10
 
 0. **The exports, though by a bug rather than a limit.** `scoring.exports._sheet` reads `ws.max_row` for every
    row it appends, and openpyxl computes `max_row` by scanning every cell written so far, so a sheet costs
-   O(rows^2): {exports}. Measured apart (`_sheet` alone, CPU time, load about 11): 2,500 rows 1.3 s, 5,000 rows
+   O(rows^2):
+   {exports}. Measured apart (`_sheet` alone, CPU time, load about 11): 2,500 rows 1.3 s, 5,000 rows
    4.9 s, 10,000 rows 21.4 s. 100,000 stations would be about 35 minutes of CPU for one month-board workbook
    (and the admin page's export, /admin/export/..., waits for it). Fix: count the rows instead of asking
    openpyxl (`for r, row in enumerate(rows, start=3): ws.append(row); for cell in ws[r]: ...`); none of the
@@ -975,15 +985,16 @@ Linear extrapolation of the figures above (optimistic for the SQL aggregates: 10
    longer timeout and a renewed lock, not in the one-minute sweep.
 2. **SQL talent boards**, the fallback when Redis is not built and the only source of the talent month
    board (scoring.live has no Redis month board for talents): {t_total:.0f} s for the total board and
-   {t_month:.0f} s for a month here (a GROUP BY over every entry, then ranking {boards['talent total'][0]
-   .split('(')[1].split()[0]} Python objects), so about {10 * t_total / 60:.0f} and {10 * t_month / 60:.0f}
+   {t_month:.0f} s for a month here (a GROUP BY over every entry, then ranking {ranked} talents in Python),
+   so about {10 * t_total / 60:.0f} and {10 * t_month / 60:.0f}
    minutes at 10x. The same materialized period table fixes it; partitioning by year would only prune the
    month and year boards, not the total.
 3. **Month close and annual rating** ({close:.0f} s and {confirm:.0f} s here, one transaction each) grow
    linearly with stations: about {10 * close / 60:.0f} and {10 * confirm / 60:.0f} minutes at 10x, near the
-   worker's 600 s job timeout for `calendar:month_close`. Most of it is one INSERT round trip per queued
-   report (`outbox.add` per operator, {report['calendar'][0][2].split(', ')[1]}); the station month sums
-   themselves are a {month_plan[1]} ({month_plan[2]:,.0f} ms here). **Partitioning `entries` by year** (or
+   worker's 600 s job timeout for `calendar:month_close`. Not profiled; what they do per station is one INSERT
+   round trip per queued message (`outbox.add` per operator: {report['calendar'][0][2].split(', ')[1]}) and,
+   for the close, two SQL month boards (this month and the one before), whose sums are a {month_plan[1]}
+   ({month_plan[2]:,.0f} ms each here). **Partitioning `entries` by year** (or
    month) would let the month and year sums read one partition instead of the whole table (the plan above
    reads every entry for one month), and a multi-row outbox insert would remove the round trips.
 4. **Redis** is not the first limit: {redis_mib:,.0f} MiB now, about {10 * redis_mib / 1024:.1f} GiB at
