@@ -76,6 +76,29 @@ async def test_activity_reminders_one_hour_before(sessions):
         assert marked is not None and marked.reminded_at == starts - timedelta(hours=1)
 
 
+async def test_a_backlog_of_invitations_goes_in_steps(sessions, redis, monkeypatch):
+    """After a long outage: activities whose answer window closed are only marked (one statement), the others
+    are invited INVITE_BATCH at a time, each run taking the next step; every attendee invited once."""
+    monkeypatch.setattr(cal.calendar, "INVITE_BATCH", 3)
+    starts = (utcnow() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    ends = starts + timedelta(hours=2)
+    async with transaction(sessions) as s:
+        st = await f.station(s)
+        came = await f.talent(s, openid="o-came")
+        open_ = [await activity(s, st, starts - timedelta(minutes=i)) for i in range(5)]
+        closed = [await activity(s, st, starts - timedelta(days=3 + i)) for i in range(4)]
+        s.add_all([Attendance(activity_id=a.id, talent_id=came.id) for a in open_ + closed])
+
+    first = await cal.invite_attendees(sessions, redis, ends)
+    second = await cal.invite_attendees(sessions, redis, ends + timedelta(minutes=1))
+    third = await cal.invite_attendees(sessions, redis, ends + timedelta(minutes=2))
+    assert (first.activities, first.queued) == (4 + 3, 3)  # the closed ones marked, one step of the others
+    assert (second.activities, second.queued) == (2, 2) and (third.activities, third.queued) == (0, 0)
+    sent = await notes(sessions, "invite:")
+    assert sorted(n.key for n in sent) == sorted(f"invite:{a.id}:{came.id}" for a in open_)
+    async with sessions() as s:
+        assert [(await s.get(Activity, a.id)).invited_at for a in closed] == [ends] * len(closed)
+
 async def test_satisfaction_invitations_at_the_end(sessions, redis):
     # Redis expires the pending invitations at their deadline by the wall clock: these times are ahead of it.
     starts = (utcnow() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
