@@ -324,7 +324,9 @@ async def release_flag(ctx: dict[str, Any], flag_id: int, actor: str = "admin") 
 
 FUNCTIONS: Final = [apply, release_flag]
 CRON: Final = [
-    cron(sweep, name="tasks:sweep", second=0, run_at_startup=True, timeout=180),
+    # A rebuild after Redis lost the boards runs inside the sweep: 10,000,000 entries took 155 s (74 s in a
+    # clean worker start; BENCHMARKS.md "Province"), so the sweep may take as long as the rebuild's lock.
+    cron(sweep, name="tasks:sweep", second=0, run_at_startup=True, timeout=live.REBUILD_LOCK_S),
     cron(check_ranks, name="tasks:ranks", second=30, timeout=55),
     cron(reconcile_boards, name="tasks:reconcile", hour=3, minute=30, second=0, timeout=300),
 ]
