@@ -5,23 +5,29 @@ Outbox delivery
 The domain adds rows with `scoring.outbox.add` (idempotent on a deterministic key); the task that added
 them calls `kick(ctx, ids)` after its transaction commits (the bot enqueues its late replies alike);
 `sweep_outbox` (cron, every 10 s) enqueues every pending row that is due, so a lost job or a lost Redis
-delays a message and never loses it.
+delays a message and never loses it. Both enqueue batches of up to DELIVER_BATCH rows per job
+(`deliver_notifications`; a single row: `deliver_notification`), so a month start that tells most stations
+of a rank change costs a few dozen jobs, not one per message.
 
-`deliver(...)` first makes the access token ready (a Redis read when it is; before the claim, so a worker
-killed while fetching it leaves the row pending for the next one), then three steps, each its own short
-transaction around the one HTTP call:
+`deliver_many(...)` (a batch; `deliver(...)` is it for one row) first makes the access token ready (a Redis
+read when it is; before the claim, so a worker killed while fetching it leaves the rows pending for the
+next one), then three steps: two short transactions around the batch's HTTP calls:
 
-1. claim: `UPDATE notifications SET attempts = attempts + 1, next_attempt_at = now + LEASE,
-   last_error = 'in flight ...' WHERE id = ? AND status = 'pending' AND next_attempt_at <= now AND it is not
-   in flight`. Exactly one worker wins; a concurrent or duplicate job sees no row and does nothing.
-2. send through the WeChat client (its own bounded retries with backoff; token refresh).
-3. mark, fenced on the claimed `attempts`: sent (sent_at), retry (next_attempt_at = now + backoff,
-   last_error = the reason), or given_up (last_error = the reason).
+1. claim, one transaction: `UPDATE notifications SET attempts = attempts + 1, next_attempt_at = now + LEASE,
+   last_error = 'in flight ...' WHERE id IN (the batch) AND status = 'pending' AND next_attempt_at <= now
+   AND it is not in flight RETURNING ...` (then the batch's rows left in flight by a dead worker are given
+   up, below). Exactly one worker wins each row; a concurrent or duplicate job sees no row and does
+   nothing. Rows `held` by a restore (status `held`) are never claimed.
+2. send the claimed rows through the WeChat client, all at once (its own bounded retries with backoff;
+   token refresh): the batch takes as long as its slowest message, which the LEASE covers.
+3. record, one transaction, each row fenced on its claimed `attempts` (one UPDATE per distinct outcome):
+   sent (sent_at), retry (next_attempt_at = now + backoff, last_error = the reason), or given_up
+   (last_error = the reason).
 
 Semantics chosen: **at most once**. A row is never sent by two workers, never again after it was marked
 sent, and never again after an attempt whose outcome is unknown: when a worker dies between claim and mark
-(SIGKILL, arq's job timeout, a database that went away), the lease expires with the row still "in flight",
-and the next delivery marks it given_up ("outcome unknown ... not resent") instead of sending a possible
+(SIGKILL, arq's job timeout, a database that went away), the lease expires with the rows still "in flight",
+and the next delivery marks them given_up ("outcome unknown ... not resent") instead of sending a possible
 duplicate. The price: a message whose worker died in that window (milliseconds around one HTTP call) is
 given up with that reason, visible to admins, instead of being sent twice. Failures that WeChat reports
 (errcodes, HTTP 5xx) or that leave no doubt are retried; a client-side timeout is retried too, as WeChat
