@@ -396,10 +396,11 @@ async def deliver(sessions: async_sessionmaker[AsyncSession], client: WeChatClie
 async def deliver_many(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
                        notification_ids: Collection[int], *, now: datetime | None = None) -> dict[int, str]:
     """Deliver a batch of outbox rows (at most DELIVER_BATCH, as `kick` and the sweep make them): one claim
-    transaction, the claimed rows' sends all at once, one transaction recording every outcome. {id: "sent" |
-    "retry" | "given_up" | "skipped"}. All sends at once: the batch takes as long as its slowest message,
-    which the LEASE and the job timeout cover. A send that raises (a bug, a database error while recording a
-    refused subscription) leaves its row in flight: given up after the lease, never sent twice.
+    transaction, the claimed rows' sends all at once, one transaction recording every outcome.
+    {id: "sent" | "retry" | "given_up" | "skipped" | "in flight"}. All sends at once: the batch takes as long
+    as its slowest message, which the LEASE and the job timeout cover. A send that raises (a bug, a payload
+    the client cannot encode, a database error while recording a refused subscription) leaves its row "in
+    flight": given up after the lease, never sent twice; the batch's other outcomes are recorded.
 
     The access token is made ready before the claim: a worker that dies while getting it (WeChat slow,
     the worker killed) leaves the rows pending, not "in flight", so the next worker sends them."""

@@ -156,3 +156,20 @@ async def test_a_worker_killed_mid_batch_sends_none_twice(sqlite_url, client, se
             proc.kill()
             await proc.wait()
         await engine.dispose()
+
+
+async def test_a_send_that_raises_leaves_its_row_in_flight_and_the_batch_is_recorded(sessions, client, settings,
+                                                                                      fake_wechat):
+    """A payload the client cannot encode (a lone surrogate from a JSON escape) raises inside its send: the
+    other rows of the batch are sent and recorded; that row stays in flight and is given up after the lease."""
+    ids = [await add(sessions, f"k{i}", f"o{i}", channel="custom", text="请评分") for i in range(3)]
+    async with transaction(sessions) as s:
+        await s.execute(update(Notification).where(Notification.id == ids[1])
+                        .values(payload='{"text": "\\ud800"}'))
+    statuses = await push.deliver_many(sessions, client, settings, ids)
+    assert statuses == {ids[0]: "sent", ids[1]: "in flight", ids[2]: "sent"}
+    assert sorted(r.json["touser"] for r in fake_wechat.delivered("custom")) == ["o0", "o2"]
+    assert (await row(sessions, ids[1])).last_error.startswith(push.IN_FLIGHT)
+    later = utcnow() + push.LEASE + timedelta(seconds=1)
+    assert await push.deliver_many(sessions, client, settings, ids, now=later) == \
+        {ids[0]: "skipped", ids[1]: "given_up", ids[2]: "skipped"}
