@@ -502,10 +502,10 @@ What limits it:
 - SQLite's single writer: a second process adds arq throughput, not ledger throughput; when both batch at
   once, the loser waits in SQLite's busy handler (sleeps of up to 100 ms).
 - Operators told: 20,000 visits over 1,000 stations move competition ranks by many places (ties), so
-  nearly every station's operators get their one rank message of the hour: 1,000 outbox rows, each also a
-  delivery job (claim and record transactions, one HTTP call) through the same queue and the same SQLite
-  writer. That is the month-start worst case; with one process it still meets the target, with two it
-  does not (0.41x), the deliveries' transactions competing with the batches for the writer.
+  nearly every station's operators get their one rank message of the hour: 1,000 outbox rows, delivered
+  in batches of 25 (worker/push.py: one job per batch, one claim and one record transaction, the batch's
+  HTTP calls at once) through the same queue and the same SQLite writer. That is the month-start worst
+  case; what remains per message is its HTTP call, its share of two UPDATEs and of a job.
 
 Rebuild: aggregates in SQL inside one read snapshot (station by local month, talent by local year; totals
 and years derived from them, extension windows queried apart), the entry markers as id ranges, then

@@ -5,23 +5,29 @@ Outbox delivery
 The domain adds rows with `scoring.outbox.add` (idempotent on a deterministic key); the task that added
 them calls `kick(ctx, ids)` after its transaction commits (the bot enqueues its late replies alike);
 `sweep_outbox` (cron, every 10 s) enqueues every pending row that is due, so a lost job or a lost Redis
-delays a message and never loses it.
+delays a message and never loses it. Both enqueue batches of up to DELIVER_BATCH rows per job
+(`deliver_notifications`; a single row: `deliver_notification`), so a month start that tells most stations
+of a rank change costs a few dozen jobs, not one per message.
 
-`deliver(...)` first makes the access token ready (a Redis read when it is; before the claim, so a worker
-killed while fetching it leaves the row pending for the next one), then three steps, each its own short
-transaction around the one HTTP call:
+`deliver_many(...)` (a batch; `deliver(...)` is it for one row) first makes the access token ready (a Redis
+read when it is; before the claim, so a worker killed while fetching it leaves the rows pending for the
+next one), then three steps: two short transactions around the batch's HTTP calls:
 
-1. claim: `UPDATE notifications SET attempts = attempts + 1, next_attempt_at = now + LEASE,
-   last_error = 'in flight ...' WHERE id = ? AND status = 'pending' AND next_attempt_at <= now AND it is not
-   in flight`. Exactly one worker wins; a concurrent or duplicate job sees no row and does nothing.
-2. send through the WeChat client (its own bounded retries with backoff; token refresh).
-3. mark, fenced on the claimed `attempts`: sent (sent_at), retry (next_attempt_at = now + backoff,
-   last_error = the reason), or given_up (last_error = the reason).
+1. claim, one transaction: `UPDATE notifications SET attempts = attempts + 1, next_attempt_at = now + LEASE,
+   last_error = 'in flight ...' WHERE id IN (the batch) AND status = 'pending' AND next_attempt_at <= now
+   AND it is not in flight RETURNING ...` (then the batch's rows left in flight by a dead worker are given
+   up, below). Exactly one worker wins each row; a concurrent or duplicate job sees no row and does
+   nothing. Rows `held` by a restore (status `held`) are never claimed.
+2. send the claimed rows through the WeChat client, all at once (its own bounded retries with backoff;
+   token refresh): the batch takes as long as its slowest message, which the LEASE covers.
+3. record, one transaction, each row fenced on its claimed `attempts` (one UPDATE per distinct outcome):
+   sent (sent_at), retry (next_attempt_at = now + backoff, last_error = the reason), or given_up
+   (last_error = the reason).
 
 Semantics chosen: **at most once**. A row is never sent by two workers, never again after it was marked
 sent, and never again after an attempt whose outcome is unknown: when a worker dies between claim and mark
-(SIGKILL, arq's job timeout, a database that went away), the lease expires with the row still "in flight",
-and the next delivery marks it given_up ("outcome unknown ... not resent") instead of sending a possible
+(SIGKILL, arq's job timeout, a database that went away), the lease expires with the rows still "in flight",
+and the next delivery marks them given_up ("outcome unknown ... not resent") instead of sending a possible
 duplicate. The price: a message whose worker died in that window (milliseconds around one HTTP call) is
 given up with that reason, visible to admins, instead of being sent twice. Failures that WeChat reports
 (errcodes, HTTP 5xx) or that leave no doubt are retried; a client-side timeout is retried too, as WeChat
@@ -67,10 +73,12 @@ limited) the run stops; failures are retried the next minute and summarised in o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -78,7 +86,7 @@ from typing import Any, Final
 from arq import cron
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scoring import consents, kiosk, outbox
@@ -99,6 +107,7 @@ MAX_ATTEMPTS: Final = 10
 RETRY_BASE_S: Final = 15.0
 RETRY_CAP_S: Final = 3600.0
 SWEEP_BATCH: Final = 1000
+DELIVER_BATCH: Final = 25  # rows per delivery job: one claim, their sends all at once, one record
 IN_FLIGHT: Final = "in flight"
 WINDOW_CLOSED: Final = frozenset({45015, 45047})  # outside the 48-hour window; its message quota used up
 
@@ -144,15 +153,32 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def kick(ctx: Mapping[str, Any] | ArqRedis, notification_ids: Iterable[int]) -> None:
-    """Enqueue delivery of freshly committed outbox rows (call after the commit). `ctx` is an arq ctx
-    or an ArqRedis pool. Duplicates are harmless: the claim lets one delivery through."""
+    """Enqueue delivery of freshly committed outbox rows (call after the commit), DELIVER_BATCH rows per
+    job. `ctx` is an arq ctx or an ArqRedis pool. Duplicates are harmless: the claim lets one delivery
+    through."""
     redis: ArqRedis = ctx["redis"] if isinstance(ctx, Mapping) else ctx
-    for nid in notification_ids:
-        await redis.enqueue_job(outbox.DELIVER, nid, _job_id=outbox.delivery_job_id(nid))
+    ids = list(dict.fromkeys(notification_ids))
+    for i in range(0, len(ids), DELIVER_BATCH):
+        chunk = ids[i:i + DELIVER_BATCH]
+        if len(chunk) == 1:
+            await redis.enqueue_job(outbox.DELIVER, chunk[0], _job_id=outbox.delivery_job_id(chunk[0]))
+        else:
+            await redis.enqueue_job("deliver_notifications", chunk, _job_id=_batch_job_id(chunk))
+
+
+def _batch_job_id(parts: Iterable[object]) -> str:
+    """`notify:b:{digest}`: the same rows (and attempts) give the same job id, so arq queues them once."""
+    return "notify:b:" + hashlib.blake2b(repr(list(parts)).encode(), digest_size=10).hexdigest()
 
 
 async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str:
     return await deliver(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_id)
+
+
+async def deliver_notifications(ctx: dict[str, Any], notification_ids: list[int]) -> dict[str, int]:
+    """A batch's job: {status: how many rows}."""
+    statuses = await deliver_many(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_ids)
+    return dict(Counter(statuses.values()))
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
@@ -174,7 +200,7 @@ async def issue_station_qr(ctx: dict[str, Any], code: str) -> dict[str, int]:
     return await issue_qrs(ctx["redis"], ctx["sessions"], ctx["wechat"], ctx["settings"], codes=(code,))
 
 
-FUNCTIONS: Final = [deliver_notification, issue_station_qr]
+FUNCTIONS: Final = [deliver_notification, deliver_notifications, issue_station_qr]
 CRON: Final = [
     cron(sweep_outbox, name="push:sweep_outbox", second={0, 10, 20, 30, 40, 50}, run_at_startup=True,
          timeout=30),
@@ -198,30 +224,42 @@ def _retry_delay(attempts: int, after: float) -> float:
     return max(after, min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** max(0, attempts - 1)))
 
 
-async def claim(sessions: async_sessionmaker[AsyncSession], notification_id: int, now: datetime) -> Claim | str:
-    """Take the row for one attempt, or say why not: "skipped" (sent, given up, not due, or another worker
-    has it) or "given_up" (the previous attempt was interrupted with its outcome unknown)."""
+async def claim_many(sessions: async_sessionmaker[AsyncSession], notification_ids: Collection[int],
+                     now: datetime) -> tuple[list[Claim], dict[int, str]]:
+    """Take the due rows among `notification_ids` for one attempt each, in one transaction: the claims, and
+    for each row not claimed why not: "skipped" (sent, given up, held, not due, or another worker has it)
+    or "given_up" (its previous attempt was interrupted with its outcome unknown)."""
+    ids = sorted(set(notification_ids))
+    if not ids:
+        return [], {}
     n = Notification
-    due = (n.id == notification_id, n.status == "pending", n.next_attempt_at <= now)
+    due = (n.id.in_(ids), n.status == "pending", n.next_attempt_at <= now)
     async with transaction(sessions) as s:
-        row = (await s.execute(
+        rows = (await s.execute(
             update(n).where(*due, n.last_error.is_(None) | ~n.last_error.startswith(IN_FLIGHT))
             .values(attempts=n.attempts + 1, next_attempt_at=now + LEASE,
                     last_error=f"{IN_FLIGHT} since {now.isoformat(timespec='seconds')}Z")
-            .returning(n.attempts, n.openid, n.channel, n.payload)
-        )).first()
-        if row is not None:
-            return Claim(notification_id, row.attempts, row.openid, row.channel, row.payload)
-        interrupted = await s.execute(
+            .returning(n.id, n.attempts, n.openid, n.channel, n.payload)
+        )).all()
+        # The rows just claimed are leased past `now`: only rows left in flight by a dead worker match here.
+        interrupted = (await s.scalars(
             update(n).where(*due, n.last_error.startswith(IN_FLIGHT))
             .values(status="given_up",
                     last_error="outcome unknown, not resent (at most once): a worker stopped while " + n.last_error)
             .returning(n.id)
-        )
-        if interrupted.first() is not None:
-            log.warning("notification %s: previous attempt interrupted, outcome unknown; given up", notification_id)
-            return "given_up"
-    return "skipped"
+        )).all()
+    for nid in interrupted:
+        log.warning("notification %s: previous attempt interrupted, outcome unknown; given up", nid)
+    claims = sorted((Claim(r.id, r.attempts, r.openid, r.channel, r.payload) for r in rows), key=lambda c: c.id)
+    taken = {c.id for c in claims}
+    others = {nid: "given_up" if nid in interrupted else "skipped" for nid in ids if nid not in taken}
+    return claims, others
+
+
+async def claim(sessions: async_sessionmaker[AsyncSession], notification_id: int, now: datetime) -> Claim | str:
+    """`claim_many` for one row: its claim, or why not ("skipped", "given_up")."""
+    claims, others = await claim_many(sessions, [notification_id], now)
+    return claims[0] if claims else others[notification_id]
 
 
 def _template_of(settings: Settings, payload: dict[str, Any], text: str, *, with_text: bool = False
@@ -281,61 +319,114 @@ async def send(client: WeChatClient, settings: Settings, c: Claim) -> Outcome:
     return outcome
 
 
-async def record(sessions: async_sessionmaker[AsyncSession], c: Claim, outcome: Outcome, now: datetime) -> str:
-    """Mark the claimed attempt's outcome; fenced on `attempts`, so only the claimer writes it."""
-    n = Notification
-    values: dict[str, Any]
+def _plan(c: Claim, outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
+    """What an attempt's outcome writes: its status ("sent", "retry", "given_up") and the row's new values."""
     if isinstance(outcome, Sent):
-        status, values = "sent", {"status": "sent", "sent_at": now, "last_error": None}
-    elif isinstance(outcome, GiveUp):
-        status, values = "given_up", {"status": "given_up", "last_error": outcome.reason[:2000]}
-    elif c.attempts >= MAX_ATTEMPTS:
-        status, values = "given_up", {"status": "given_up",
-                                      "last_error": f"gave up after {c.attempts} attempts: {outcome.reason}"[:2000]}
-    else:
-        delay = _retry_delay(c.attempts, outcome.after)
-        status, values = "retry", {"next_attempt_at": now + timedelta(seconds=delay),
-                                   "last_error": outcome.reason[:2000]}
-    done = None
-    for pause in (0.2, 1.0, 3.0, None):  # the message may be out: try hard to write that down
+        return "sent", {"status": "sent", "sent_at": now, "last_error": None}
+    if isinstance(outcome, GiveUp):
+        return "given_up", {"status": "given_up", "last_error": outcome.reason[:2000]}
+    if c.attempts >= MAX_ATTEMPTS:
+        return "given_up", {"status": "given_up",
+                            "last_error": f"gave up after {c.attempts} attempts: {outcome.reason}"[:2000]}
+    delay = _retry_delay(c.attempts, outcome.after)
+    return "retry", {"next_attempt_at": now + timedelta(seconds=delay), "last_error": outcome.reason[:2000]}
+
+
+RECORD_CHUNK: Final = 400  # (id, attempts) pairs per UPDATE: well under SQLite's parameter limit
+
+
+async def record_many(sessions: async_sessionmaker[AsyncSession], attempts: Sequence[tuple[Claim, Outcome]],
+                      now: datetime) -> dict[int, str]:
+    """Mark claimed attempts' outcomes in one transaction ({id: "sent" | "retry" | "given_up"}): one UPDATE
+    per distinct outcome (all the sent rows share one), each fenced on the claimed `attempts`, so only the
+    claimer writes it."""
+    n = Notification
+    statuses: dict[int, str] = {}
+    groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[Claim]] = {}
+    for c, outcome in attempts:
+        status, values = _plan(c, outcome, now)
+        statuses[c.id] = status
+        groups.setdefault((status, tuple(sorted(values.items()))), []).append(c)
+    if not groups:
+        return statuses
+    done: set[int] = set()
+    for pause in (0.2, 1.0, 3.0, None):  # the messages may be out: try hard to write that down
         try:
             async with transaction(sessions) as s:
-                done = (await s.execute(
-                    update(n).where(n.id == c.id, n.attempts == c.attempts, n.status != "sent")
-                    .values(**values).returning(n.id)
-                )).first()
+                done = set()
+                for (_, items), claims in groups.items():
+                    for i in range(0, len(claims), RECORD_CHUNK):
+                        pairs = [(c.id, c.attempts) for c in claims[i:i + RECORD_CHUNK]]
+                        done.update((await s.scalars(
+                            update(n).where(tuple_(n.id, n.attempts).in_(pairs), n.status != "sent")
+                            .values(**dict(items)).returning(n.id))).all())
             break
         except Exception:
             if pause is None:
                 raise
-            log.exception("notification %s: recording %s failed; trying again", c.id, status)
+            log.exception("notifications %s: recording their outcomes failed; trying again",
+                          ", ".join(str(c.id) for c, _ in attempts))
             await asyncio.sleep(pause)
-    if done is None:
-        log.warning("notification %s: attempt %s outcome %s not recorded (row changed meanwhile)",
-                    c.id, c.attempts, status)
-    if status == "retry":
-        _throttled.warning("deliver", "notification %s: attempt %s failed (%s); will retry",
-                           c.id, c.attempts, values["last_error"])
-    elif status == "given_up":
-        log.info("notification %s given up: %s", c.id, values["last_error"])
-    return status
+    for (status, items), claims in groups.items():
+        error = dict(items).get("last_error")
+        for c in claims:
+            if c.id not in done:
+                log.warning("notification %s: attempt %s outcome %s not recorded (row changed meanwhile)",
+                            c.id, c.attempts, status)
+            elif status == "retry":
+                _throttled.warning("deliver", "notification %s: attempt %s failed (%s); will retry",
+                                   c.id, c.attempts, error)
+            elif status == "given_up":
+                log.info("notification %s given up: %s", c.id, error)
+    return statuses
+
+
+async def record(sessions: async_sessionmaker[AsyncSession], c: Claim, outcome: Outcome, now: datetime) -> str:
+    """`record_many` for one attempt."""
+    return (await record_many(sessions, [(c, outcome)], now))[c.id]
 
 
 async def deliver(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
                   notification_id: int, *, now: datetime | None = None) -> str:
     """Deliver one outbox row: "sent", "retry" (rescheduled), "given_up", or "skipped" (nothing to do).
-    `now` (naive UTC) is for tests; by default the clock.
+    `now` (naive UTC) is for tests; by default the clock."""
+    return (await deliver_many(sessions, client, settings, [notification_id], now=now))[notification_id]
+
+
+async def deliver_many(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
+                       notification_ids: Collection[int], *, now: datetime | None = None) -> dict[int, str]:
+    """Deliver a batch of outbox rows (at most DELIVER_BATCH, as `kick` and the sweep make them): one claim
+    transaction, the claimed rows' sends all at once, one transaction recording every outcome.
+    {id: "sent" | "retry" | "given_up" | "skipped" | "in flight"}. All sends at once: the batch takes as long
+    as its slowest message, which the LEASE and the job timeout cover. A send that raises (a bug, a payload
+    the client cannot encode, a database error while recording a refused subscription) leaves its row "in
+    flight": given up after the lease, never sent twice; the batch's other outcomes are recorded.
 
     The access token is made ready before the claim: a worker that dies while getting it (WeChat slow,
-    the worker killed) leaves the row pending, not "in flight", so the next worker sends it."""
+    the worker killed) leaves the rows pending, not "in flight", so the next worker sends them."""
     await client.prepare()
-    c = await claim(sessions, notification_id, now or utcnow())
-    if isinstance(c, str):
-        return c
-    outcome = await send_subscribed(sessions, client, settings, c, now or utcnow())
-    if outcome is None:
-        outcome = await send(client, settings, c)
-    return await record(sessions, c, outcome, now or utcnow())
+    claims, statuses = await claim_many(sessions, notification_ids, now or utcnow())
+    if not claims:
+        return statuses
+    accepted = await _accepted(sessions, settings, claims)
+
+    async def one(c: Claim) -> Outcome:
+        outcome = await send_subscribed(sessions, client, settings, c, now or utcnow(), accepted=accepted)
+        return outcome if outcome is not None else await send(client, settings, c)
+
+    results = await asyncio.gather(*(one(c) for c in claims), return_exceptions=True)
+    outcomes: list[tuple[Claim, Outcome]] = []
+    for c, result in zip(claims, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result  # cancelled (the job's timeout, a shutdown): nothing is recorded, nothing resent
+            log.error("notification %s: sending raised %s: %s; left in flight (given up after the lease)",
+                      c.id, type(result).__name__, result, exc_info=result)
+            statuses[c.id] = "in flight"
+        else:
+            outcomes.append((c, result))
+    statuses.update(await record_many(sessions, outcomes, now or utcnow()))
+    return statuses
 
 
 SUBSCRIBE_REFUSED: Final = 43101  # the follower does not (or no longer) accept this subscription template
@@ -365,18 +456,32 @@ def subscription(settings: Settings, c: Claim) -> tuple[str, dict[str, Any], str
     return None
 
 
+async def _accepted(sessions: async_sessionmaker[AsyncSession], settings: Settings, claims: Sequence[Claim]
+                    ) -> set[tuple[str, str]]:
+    """(openid, template id) of the batch's subscription templates that their recipients accepted: read in one
+    session before the sends (nothing when no subscription template is configured)."""
+    wanted = {(c.openid, found[0]) for c in claims if (found := subscription(settings, c)) is not None}
+    if not wanted:
+        return set()
+    async with sessions() as s:
+        return {(openid, tid) for openid, tid in sorted(wanted) if tid in await consents.accepted(s, openid, [tid])}
+
+
 async def send_subscribed(sessions: async_sessionmaker[AsyncSession], client: WeChatClient, settings: Settings,
-                          c: Claim, now: datetime) -> Outcome | None:
+                          c: Claim, now: datetime, *, accepted: Collection[tuple[str, str]] | None = None
+                          ) -> Outcome | None:
     """Send the row as a subscription notification when its recipient accepted the template; None: not this
     way (nothing configured, no consent, or the follower refused it just now: recorded, and the caller falls
-    back to the other channels)."""
+    back to the other channels). `accepted`: the consents read for the batch (`_accepted`); by default read
+    here."""
     found = subscription(settings, c)
     if found is None:
         return None
     template_id, data, page = found
-    async with sessions() as s:
-        if template_id not in await consents.accepted(s, c.openid, [template_id]):
-            return None
+    if accepted is None:
+        accepted = await _accepted(sessions, settings, [c])
+    if (c.openid, template_id) not in accepted:
+        return None
     outcome = await client.send_subscribe(c.openid, template_id, data, page=page)
     if isinstance(outcome, GiveUp):
         if outcome.errcode == SUBSCRIBE_REFUSED:
@@ -400,12 +505,15 @@ async def due(sessions: async_sessionmaker[AsyncSession], now: datetime, limit: 
 
 async def enqueue_due(redis: ArqRedis, sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None
                       ) -> int:
-    """Enqueue a delivery for every due row. The job id carries the attempt count: one job per attempt,
-    however many sweeps see the row, while a new attempt is not blocked by an old job's kept result."""
+    """Enqueue a delivery for every due row, DELIVER_BATCH rows per job; returns how many rows went into
+    newly queued jobs. The job id carries the rows' attempt counts: one job per batch of attempts, however
+    many sweeps see the same rows, while a new attempt is not blocked by an old job's kept result."""
     count = 0
-    for nid, attempts in await due(sessions, now or utcnow()):
-        if await redis.enqueue_job("deliver_notification", nid, _job_id=f"notify:{nid}:{attempts}"):
-            count += 1
+    rows = await due(sessions, now or utcnow())
+    for i in range(0, len(rows), DELIVER_BATCH):
+        chunk = rows[i:i + DELIVER_BATCH]
+        if await redis.enqueue_job("deliver_notifications", [nid for nid, _ in chunk], _job_id=_batch_job_id(chunk)):
+            count += len(chunk)
     return count
 
 
