@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.webhook import unavailable
 from scoring.db import make_engine, transaction
 from scoring.facts.common import APPLY
 from scoring.visits import Accepted, Outcome, Scan, record_visits, record_visits_sync
@@ -151,7 +152,11 @@ class VisitBatcher:
         try:
             outcomes: list[Outcome | BaseException] = list(await self._write(scans))
         except Exception as err:
-            if len(batch) == 1:
+            if unavailable(err):  # the database is down: one by one would fail alike (the replies say busy)
+                log.warning("recording %d scans failed, the database is unavailable: %s", len(batch),
+                            type(err).__name__)
+                outcomes = [err] * len(batch)
+            elif len(batch) == 1:
                 log.exception("recording a scan failed: openid=%s", scans[0].openid)
                 outcomes = [err]
             else:
@@ -178,7 +183,11 @@ class VisitBatcher:
         try:
             return (await self._write([scan]))[0]
         except Exception as err:
-            log.exception("recording a scan failed: openid=%s", scan.openid)
+            if unavailable(err):
+                log.warning("recording a scan failed, the database is unavailable: openid=%s: %s", scan.openid,
+                            type(err).__name__)
+            else:
+                log.exception("recording a scan failed: openid=%s", scan.openid)
             return err
 
     async def _finish(self, batch: Batch, outcomes: list[Outcome | BaseException]) -> None:

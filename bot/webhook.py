@@ -23,6 +23,12 @@ Rules (SPEC 5-6, issue 3):
   48-hour window is closed. Retries of that message are answered `success`, never the reply again. A handler
   whose transaction never committed (the bot killed) did nothing, and nothing is sent.
 - No stack trace ever reaches the caller: a crashing handler is logged with context and answered empty.
+  A callback that cannot reach the database or Redis (a restart, a lost connection) within the budget is
+  answered `texts.BUSY` ("try again later") and logged in one line, without a traceback (found by
+  bench/soak.py: every callback during a PostgreSQL or Redis restart logged a traceback and got no answer,
+  or a 500). Past the budget the answer was `success` already: the outage is logged in one line and nothing
+  is queued (like a crash past the budget). A retry whose wait for the first answer loses Redis is answered
+  empty (the first attempt may have recorded the fact: no "try again" there).
 """
 
 from __future__ import annotations
@@ -35,13 +41,15 @@ import re
 import time
 from typing import Any
 
+import redis.exceptions as redis_errors
 from aiohttp import web
+from sqlalchemy import exc as sa_errors
 from wechatpy.events import EVENT_TYPES
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import MESSAGE_TYPES, UnknownMessage
 from wechatpy.replies import TextReply
 
-from bot import xmlsafe
+from bot import texts, xmlsafe
 from bot.router import Context, Incoming
 from scoring import outbox
 from scoring.clock import utcnow
@@ -57,6 +65,7 @@ EMPTY = "success"
 DEPS_KEY: web.AppKey[Any] = web.AppKey("deps")
 REPLAYED, CLAIMED, DUPLICATE = 0, 1, 2
 LATE_WRITE_PAUSES_S = (0.5, 2.0, 5.0)  # a late reply's outbox row: tries after the first, then logged as lost
+PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03"})  # admin_shutdown, crash_shutdown, cannot_connect_now
 # KEYS: nonce key, de-duplication key; ARGV: body digest, nonce TTL, PENDING, de-duplication TTL.
 CLAIM_SCRIPT = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
@@ -146,6 +155,33 @@ def message_of(raw: dict[str, Any]) -> Any:
                 message["EventKey"] = key[len("qrscene_"):]
         return EVENT_TYPES.get(event_type, UnknownMessage)(message)
     return MESSAGE_TYPES.get(message_type, UnknownMessage)(message)
+
+
+def unavailable(err: BaseException) -> bool:
+    """The database or Redis cannot be reached right now (a restart, a refused or lost connection, a
+    timeout): the talent is asked to try again later instead of getting no answer."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [err]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError | TimeoutError | redis_errors.ConnectionError | redis_errors.TimeoutError
+                      | redis_errors.BusyLoadingError | sa_errors.OperationalError | sa_errors.InterfaceError
+                      | sa_errors.TimeoutError):
+            return True
+        if isinstance(e, sa_errors.DBAPIError) and e.connection_invalidated:
+            return True
+        code = str(getattr(e, "sqlstate", None) or getattr(e, "pgcode", None) or "")
+        if code.startswith("08") or code in PG_UNAVAILABLE:  # connection exceptions; shutting down, starting
+            return True
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "orig", None)) if isinstance(x, BaseException))
+    return False
+
+
+class Outage(Exception):
+    """The handler failed because the database or Redis could not be reached (`unavailable`)."""
 
 
 def escape_cdata(text: str) -> str:
@@ -321,15 +357,40 @@ class WebhookView:
                     callback: _Callback) -> tuple[int, str]:
         """Claim, then run the handler once per message (a retry gets the cached rendered reply): (HTTP
         status, rendered reply or ""). Past the budget (`callback.late`) the reply goes to the outbox."""
-        claim = await self._claim(timestamp, nonce, body, key)
+        try:
+            claim = await self._claim(timestamp, nonce, body, key)
+        except Exception as err:
+            if not unavailable(err):
+                raise
+            # Nothing was recorded: the talent is asked to send it again once Redis is back (within the
+            # budget; past it the answer was `success` already and nothing is sent).
+            if callback.late:
+                log.warning("could not reach Redis to de-duplicate %s: %s; past the budget, nothing sent", key,
+                            type(err).__name__)
+                return 200, ""
+            log.warning("could not reach Redis to de-duplicate %s: %s; answered busy", key, type(err).__name__)
+            return 200, TextReply(message=msg, content=texts.BUSY).render()
         if claim == REPLAYED:
             return 403, "replayed nonce"
         if claim != CLAIMED:
             return 200, await self._wait_cached(key)
-        text = await self._run(msg, safe, key)
+        try:
+            text = await self._run(msg, safe, key)
+        except Outage as err:
+            outage: Outage | None = err
+            text = ""
+        else:
+            outage = None
         # No await between this test and the return below: the answer sees either this task done (and
         # answers its reply) or `late` set before the test (and the reply goes to the outbox).
         late = callback.late
+        if outage is not None:
+            # Within the budget the talent is asked to try again later; past it the answer was `success`
+            # already and nothing is queued (the handler did not finish: there is no reply to send).
+            log.warning("handler could not reach the database or Redis: %s; %s", outage,
+                        "past the budget, nothing sent" if late else "answered busy")
+            if not late:
+                text = texts.BUSY
         reply = "" if late or not text else TextReply(message=msg, content=escape_cdata(text)).render()
         self._cache(key, reply)
         if late and text:
@@ -345,11 +406,15 @@ class WebhookView:
                                               2 * MAX_SKEW_S + 60, PENDING, DEDUPE_TTL_S))
 
     async def _run(self, msg: Any, safe: bool, key: str) -> str:
-        """The handler's reply text ("" for none); a crash is logged and answered with nothing."""
+        """The handler's reply text ("" for none); a crash is logged and answered with nothing. A handler
+        that could not reach the database or Redis raises `Outage` (its caller answers busy or nothing)."""
         try:
             ctx = Context(deps=self.deps, incoming=incoming_of(msg, safe))
             return await self.deps.dispatcher.dispatch(ctx) or ""
-        except Exception:
+        except Exception as err:
+            if unavailable(err):
+                raise Outage(f"openid={getattr(msg, 'source', '?')} type={getattr(msg, 'type', '?')} key={key}: "
+                             f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}") from None
             log.exception("handler crashed: openid=%s type=%s key=%s", getattr(msg, "source", "?"),
                           getattr(msg, "type", "?"), key)
             return ""

@@ -7,14 +7,16 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot import texts
 from bot.router import Context, Dispatcher, Router
-from bot.webhook import DEPS_KEY
+from bot.webhook import DEPS_KEY, unavailable
 from scoring.models import AuditLog, Notification
+from talenthome.servers import RedisServer, free_port
 from tests.bot import flows
 from tests.bot.conftest import Bot, start_bot
 
@@ -151,3 +153,47 @@ async def test_plain_staff_commands_allowed_by_setting(sqlite_url: str, redis_ur
         ran: list[str] = []
         install(b, admin_only(ran))
         assert (await b.wx.text("oAdminEnv", "/delete x")).text == "已删除" and ran == ["x"]
+
+
+async def test_database_down_answers_busy_without_traceback(redis_url: str, caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    """A callback while the database cannot be reached (nothing listens on its port: what a PostgreSQL
+    restart looks like) is answered "try again later" and logged in one line (found by bench/soak.py)."""
+    dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone"
+    async for b in start_bot(dead, redis_url):
+        with caplog.at_level(logging.WARNING, logger="bot.webhook"):
+            reply = await b.wx.text("oDown", "积分")
+        assert reply.status == 200 and reply.text == texts.BUSY
+        ours = [rec for rec in caplog.records if rec.name == "bot.webhook"]
+        assert any("answered busy" in rec.message and "oDown" in rec.message for rec in ours)
+        assert not any(rec.exc_info for rec in ours)
+
+
+async def test_redis_down_answers_busy_without_traceback(sqlite_url: str, tmp_path: Any,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Redis stopped under a running bot: the de-duplication claim cannot be made, nothing is recorded,
+    and the talent is asked to send it again later (not a 500 with a traceback)."""
+    server = RedisServer(str(tmp_path / "redis")).start(persist=False)
+    try:
+        async for b in start_bot(sqlite_url, server.url):
+            assert (await b.wx.text("oUp", "帮助")).text
+            server.stop()
+            with caplog.at_level(logging.WARNING):
+                reply = await b.wx.text("oDown", "积分")
+            assert reply.status == 200 and reply.text == texts.BUSY
+            assert any("answered busy" in rec.message for rec in caplog.records if rec.name == "bot.webhook")
+            assert not any(rec.exc_info for rec in caplog.records)
+    finally:
+        server.stop()
+
+
+def test_unavailable_knows_an_outage_from_a_bug() -> None:
+    import asyncpg
+    from sqlalchemy import exc as sa_errors
+
+    shutting_down = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    wrapped = sa_errors.DBAPIError("SELECT 1", None, shutting_down)
+    assert unavailable(shutting_down) and unavailable(wrapped)
+    assert unavailable(ConnectionRefusedError(111, "Connect call failed"))
+    assert not unavailable(RuntimeError("boom"))
+    assert not unavailable(sa_errors.IntegrityError("INSERT", None, asyncpg.exceptions.UniqueViolationError("dup")))
