@@ -16,6 +16,7 @@ from bot import texts
 from bot.router import Context, Dispatcher, Router
 from bot.webhook import DEPS_KEY, unavailable
 from scoring.models import AuditLog, Notification
+from scoring.tokens import station_scene
 from talenthome.servers import RedisServer, free_port
 from tests.bot import flows
 from tests.bot.conftest import Bot, start_bot
@@ -167,6 +168,14 @@ async def test_database_down_answers_busy_without_traceback(redis_url: str, capl
         ours = [rec for rec in caplog.records if rec.name == "bot.webhook"]
         assert any("answered busy" in rec.message and "oDown" in rec.message for rec in ours)
         assert not any(rec.exc_info for rec in ours)
+        # A station scan goes through the batcher's group commit: the same answer, no traceback either.
+        caplog.clear()
+        scene = station_scene(b.settings.scene_key, "ST001", time.time(), b.settings.station_code_rotation_s)
+        with caplog.at_level(logging.WARNING):
+            reply = await b.wx.scan("oDown", scene)
+        assert reply.status == 200 and reply.text == texts.BUSY
+        assert any(rec.name == "bot.batcher" for rec in caplog.records)
+        assert not any(rec.exc_info for rec in caplog.records)
 
 
 async def test_redis_down_answers_busy_without_traceback(sqlite_url: str, tmp_path: Any,
