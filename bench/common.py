@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from talenthome.servers import PostgresServer, ServerUnavailable, pg_bindir  # noqa: E402
+from talenthome.servers import PostgresServer, ServerUnavailable, pg_bindir, server_env  # noqa: E402
 
 # -- machine ----------------------------------------------------------------------------------------
 
@@ -347,6 +347,45 @@ def vm_hwm_kib(pid: int) -> int | None:
         with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# -- soak helpers (bench/soak.py) -------------------------------------------------------------------
+
+
+def restart_postgres(server: PostgresServer, down_s: float) -> None:
+    """Stop a running throwaway cluster (`pg_ctl stop -m fast`: sessions are cut), keep it down for
+    `down_s` seconds, and start it again on the same port and data directory (`pg_ctl start -w`)."""
+    bindir, data = server._bindir, server._data  # set by PostgresServer.start()
+    pg_ctl = os.path.join(bindir, "pg_ctl")
+    env = server_env()
+    subprocess.run(server._cmd(pg_ctl, "-D", data, "-m", "fast", "-t", "60", "-w", "stop"), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    time.sleep(down_s)  # the outage itself (this runs in a thread of the soak)
+    opts = (f"-p {server.port} -k {server.socket_dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=200")
+    subprocess.run(server._cmd(pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(server.folder, "pg.log"), "-w",
+                               "-t", "60", "start"), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                   env=env)
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of a process in KiB (psutil when installed, else /proc/<pid>/status VmRSS)."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.Process(pid).memory_info().rss // 1024)
+    except ImportError:
+        pass
+    except Exception:  # the process is gone
+        return None
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
                     return int(line.split()[1])
     except OSError:
         return None
