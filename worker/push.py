@@ -172,17 +172,53 @@ def _batch_job_id(parts: Iterable[object]) -> str:
 
 
 async def deliver_notification(ctx: dict[str, Any], notification_id: int) -> str:
-    return await deliver(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_id)
+    """One row's job (`deliver_notifications` for a batch); "unavailable" when the database or Redis could
+    not be reached (`_outage`)."""
+    try:
+        return await deliver(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_id)
+    except Exception as err:
+        _outage(err, f"notification {notification_id}")
+        return "unavailable"
 
 
 async def deliver_notifications(ctx: dict[str, Any], notification_ids: list[int]) -> dict[str, int]:
-    """A batch's job: {status: how many rows}."""
-    statuses = await deliver_many(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_ids)
+    """A batch's job: {status: how many rows}; {"unavailable": n} when the database or Redis could not be
+    reached (`_outage`)."""
+    try:
+        statuses = await deliver_many(ctx["sessions"], ctx["wechat"], ctx["settings"], notification_ids)
+    except Exception as err:
+        _outage(err, f"{len(notification_ids)} notifications ({notification_ids[0] if notification_ids else '-'}..)")
+        return {"unavailable": len(notification_ids)}
     return dict(Counter(statuses.values()))
 
 
+def _outage(err: Exception, what: str) -> None:
+    """A delivery while the database or Redis is unavailable (a restart): one throttled line instead of arq's
+    traceback per job (found by bench/soak.py: a PostgreSQL restart logged a traceback per pending
+    notification). Rows not yet claimed are still due and the outbox sweep enqueues them again; rows claimed
+    before the failure stay in flight and are given up after the lease (at most once, as above). Any other
+    error is raised again."""
+    if not _unavailable(err):
+        raise err
+    _throttled.warning("unavailable", "%s: database or Redis unavailable (%s); the outbox sweep tries again", what,
+                       type(err).__name__)
+
+
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
-    return await enqueue_due(ctx["redis"], ctx["sessions"])
+    try:
+        return await enqueue_due(ctx["redis"], ctx["sessions"])
+    except Exception as err:
+        if not _unavailable(err):
+            raise
+        _throttled.warning("sweep", "outbox sweep: database or Redis unavailable (%s); next sweep in 10 s",
+                           type(err).__name__)
+        return 0
+
+
+def _unavailable(err: BaseException) -> bool:
+    from worker.tasks import transient  # worker.tasks imports this module
+
+    return transient(err)
 
 
 async def issue_station_qrs(ctx: dict[str, Any]) -> dict[str, int]:

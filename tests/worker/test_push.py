@@ -455,3 +455,27 @@ async def test_qr_cron_fails_soft_when_wechat_is_unreachable(sqlite_sessions, re
     assert second["issued"] == 0
     assert len([r for r in caplog.records if r.name == "worker.push"]) == 1
     assert "wechat" not in ctx
+
+
+async def test_database_down_delivery_logs_one_line(client: WeChatClient, settings: Settings, arq_redis: ArqRedis,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A delivery (one row or a batch) or a sweep while the database cannot be reached (a PostgreSQL
+    restart) is one warning, not a traceback per job: the rows stay due and a later sweep sends them (found
+    by bench/soak.py)."""
+    from talenthome.servers import free_port
+
+    monkeypatch.setattr(push, "_throttled", push._Throttled())
+    engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    ctx = {"sessions": make_sessionmaker(engine), "wechat": client, "settings": settings, "redis": arq_redis}
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker.push"):
+            assert await push.deliver_notification(ctx, 1) == "unavailable"
+            assert await push.deliver_notifications(ctx, [2, 3, 4]) == {"unavailable": 3}
+            assert await push.sweep_outbox(ctx) == 0
+    finally:
+        await engine.dispose()
+    ours = [rec.getMessage() for rec in caplog.records if rec.name == "worker.push"]
+    assert len(ours) == 2 and all("unavailable" in m for m in ours)  # one delivery line (throttled), one sweep line
+    assert "notification 1:" in ours[0] and "sweep" in ours[1]
+    assert not any(rec.exc_info for rec in caplog.records)
