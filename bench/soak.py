@@ -601,6 +601,11 @@ class Rss:
                 "minutes": (pts[-1][0] - pts[0][0]) / 60}
 
 
+def _shape(line: str) -> str:
+    """A log line without its time, ids, keys and numbers, to count lines of one kind together."""
+    return re.sub(r"[0-9a-f]{16,}|\d+", "N", line.split(": ", 1)[-1])[:110]
+
+
 def log_findings(logdir: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name in sorted(os.listdir(logdir)):
@@ -609,9 +614,8 @@ def log_findings(logdir: str) -> dict[str, Any]:
         with open(os.path.join(logdir, name), encoding="utf-8", errors="replace") as fh:
             lines = fh.read().splitlines()
         tb = sum(1 for ln in lines if ln.startswith("Traceback"))
-        errors = Counter(re.sub(r"\d+", "N", ln.split(": ", 1)[-1])[:110] for ln in lines
-                         if " ERROR " in ln or " CRITICAL " in ln)
-        warnings = Counter(re.sub(r"\d+", "N", ln.split(": ", 1)[-1])[:110] for ln in lines if " WARNING " in ln)
+        errors = Counter(_shape(ln) for ln in lines if " ERROR " in ln or " CRITICAL " in ln)
+        warnings = Counter(_shape(ln) for ln in lines if " WARNING " in ln)
         found[name] = {"lines": len(lines), "tracebacks": tb, "errors": errors.most_common(6),
                        "warnings": warnings.most_common(6)}
     return found
