@@ -196,7 +196,9 @@ async def refresh_activities(sessions: Any, city: City, since: Any) -> None:
 # -- traffic --------------------------------------------------------------------------------------------
 @dataclass
 class Stats:
-    sent: Counter[str] = field(default_factory=Counter)
+    sent: Counter[str] = field(default_factory=Counter)  # posted to the bot
+    dropped: Counter[str] = field(default_factory=Counter)  # not sent: the driver's backlog was full
+    unsent: int = 0  # still queued in the driver when the traffic stopped (cancelled)
     outcome: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     replies: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -222,6 +224,7 @@ class Driver:
         self.signer = Signer()
         self.session: Any = None
         self.sem = asyncio.Semaphore(48)
+        self.max_backlog = 500
         self.tasks: set[asyncio.Task[None]] = set()
         self.recent: list[tuple[str, str, str]] = []  # (action, path, body) for retries
         self.publishing = True
@@ -232,10 +235,12 @@ class Driver:
 
         t0 = time.perf_counter()
         try:
-            async with self.sem, self.session.post(self.base + path, data=body.encode(),
-                                                   headers={"Content-Type": "text/xml"}) as r:
-                text = await r.text()
-                status = r.status
+            async with self.sem:
+                self.stats.sent[action] += 1
+                async with self.session.post(self.base + path, data=body.encode(),
+                                             headers={"Content-Type": "text/xml"}) as r:
+                    text = await r.text()
+                    status = r.status
         except (TimeoutError, aiohttp.ClientError) as err:
             self.stats.outcome[action][type(err).__name__] += 1
             self.stats.by_phase[self.stats.phase][type(err).__name__] += 1
@@ -257,7 +262,9 @@ class Driver:
         return content
 
     def fire(self, action: str, path: str, body: str) -> None:
-        self.stats.sent[action] += 1
+        if len(self.tasks) >= self.max_backlog:  # the bot is behind: do not queue without bound
+            self.stats.dropped[action] += 1
+            return
         if action != "retry":
             self.recent.append((action, path, body))
             del self.recent[:-50]
@@ -585,11 +592,11 @@ class Rss:
         if pid is None:
             return
         kib = rss_kib(pid)
-        if kib is not None:
+        if kib:  # None or 0: the process is gone or exiting
             self.samples[label].append((t, kib))
 
     def summary(self, label: str, after: float) -> dict[str, Any] | None:
-        pts = [(t, k) for t, k in self.samples.get(label, []) if t >= after]
+        pts = [(t, k) for t, k in self.samples.get(label, []) if t >= after and k > 0]
         if len(pts) < 2:
             return None
         vals = [k for _, k in pts]
@@ -791,9 +798,15 @@ async def run_traffic(args: argparse.Namespace, driver: Driver, stats: Stats, rs
                      f"worker {w:.0f} MB; load {loadavg()}")
         if driver.tasks:
             await asyncio.wait(driver.tasks, timeout=30)
+        stats.unsent = len(driver.tasks)
+        for task in list(driver.tasks):
+            task.cancel()
+        if driver.tasks:
+            await asyncio.wait(driver.tasks, timeout=10)
     for task in bg[1:3]:
         task.cancel()
-    note(f"traffic stopped: {sum(stats.sent.values()):,} callbacks; waiting for the queue to drain")
+    note(f"traffic stopped: {sum(stats.sent.values()):,} callbacks sent, {sum(stats.dropped.values()):,} dropped by "
+         f"the driver (backlog full), {stats.unsent} cancelled in its queue; waiting for the queue to drain")
     # Activities still running are left to end; then everything must settle (the sweeper runs every minute).
     last_end = max((en for _, _, en in city.activities.values()), default=0)
     wait_end = max(0.0, last_end - now_s() + 5)
@@ -834,10 +847,11 @@ def report(r: dict[str, Any], args: argparse.Namespace, info: dict[str, str], co
     for action in sorted(st.sent, key=lambda a: -st.sent[a]):
         oc = st.outcome[action]
         replies = ", ".join(f"{k} {n}" for k, n in st.replies[action].most_common(4))
-        rows.append([action, st.sent[action], oc.get("ok", 0), oc.get("5xx", 0),
+        rows.append([action, st.sent[action], st.dropped[action], oc.get("ok", 0), oc.get("5xx", 0),
                      sum(n for k, n in oc.items() if k not in ("ok", "5xx")),
                      f"{lat_ms(st.latency[action], 0.5):.0f} / {lat_ms(st.latency[action], 0.99):.0f}", replies])
-    traffic = format_table(["callback", "sent", "200", "5xx", "other", "p50 / p99 ms", "replies (most common)"],
+    traffic = format_table(["callback", "sent", "dropped", "200", "5xx", "other", "p50 / p99 ms",
+                            "replies (most common)"],
                            rows)
     phases = "; ".join(f"{ph}: " + ", ".join(f"{k} {n}" for k, n in c.most_common(5))
                        for ph, c in st.by_phase.items() if ph != "normal")
@@ -941,6 +955,9 @@ def main() -> int:
             redis_server.stop()
             if pg is not None:
                 pg.stop()
+    with open(os.path.join(logdir, "result.json"), "w", encoding="utf-8") as fh:  # kept whatever the report does
+        json.dump({k: v for k, v in result.items() if k in ("events", "drained", "checks", "pushes", "rss", "logs",
+                                                             "exit")}, fh, default=str, ensure_ascii=False, indent=1)
     body = report(result, args, info, command, logdir)
     print()
     print(body)
