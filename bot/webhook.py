@@ -458,7 +458,16 @@ class WebhookView:
         deadline = time.monotonic() + self.deps.handler_budget_s
         delay = 0.01
         while True:
-            value = await self.deps.redis.get(key)
+            try:
+                value = await self.deps.redis.get(key)
+            except Exception as err:
+                if not unavailable(err):
+                    raise
+                # The first attempt may have recorded the fact: no "try again" here, only no answer yet
+                # (WeChat retries; a talent who sends it again meets the first attempt's record).
+                log.warning("retry of %s: Redis unavailable while waiting for the first answer (%s); answered "
+                            "empty", key, type(err).__name__)
+                return ""
             if value is None:
                 return ""
             if value != PENDING:

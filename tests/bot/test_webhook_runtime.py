@@ -206,3 +206,45 @@ def test_unavailable_knows_an_outage_from_a_bug() -> None:
     assert unavailable(ConnectionRefusedError(111, "Connect call failed"))
     assert not unavailable(RuntimeError("boom"))
     assert not unavailable(sa_errors.IntegrityError("INSERT", None, asyncpg.exceptions.UniqueViolationError("dup")))
+
+
+async def test_redis_down_while_a_retry_waits_answers_empty(sqlite_url: str, tmp_path: Any,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """WeChat's retry waits for the first attempt's cached answer; Redis going away meanwhile is an empty
+    answer and one line, not a 500 with a traceback (found by bench/soak.py)."""
+    server = RedisServer(str(tmp_path / "redis")).start(persist=False)
+    gate, started = asyncio.Event(), asyncio.Event()
+    r = Router("gated")
+
+    @r.word("等")
+    async def gated(ctx: Context, rest: str) -> str:
+        started.set()
+        await gate.wait()
+        return "好了"
+
+    try:
+        async for b in start_bot(sqlite_url, server.url):
+            install(b, r)
+            deps, polling = b.app[DEPS_KEY], asyncio.Event()
+            real_get = deps.redis.get
+
+            async def spy_get(key: str, polling: asyncio.Event = polling, real_get: Any = real_get) -> Any:
+                polling.set()  # the retry polls for the first attempt's cached answer
+                return await real_get(key)
+
+            deps.redis.get = spy_get
+            msg_id, created = b.wx.next_msg_id(), int(time.time())
+            first = asyncio.create_task(b.wx.text("oU", "等", msg_id=msg_id, create_time=created))
+            await asyncio.wait_for(started.wait(), 5)
+            retry = asyncio.create_task(b.wx.text("oU", "等", msg_id=msg_id, create_time=created))
+            await asyncio.wait_for(polling.wait(), 5)
+            with caplog.at_level(logging.WARNING):
+                server.stop()
+                answer = await asyncio.wait_for(retry, 10)
+            gate.set()
+            await first
+            assert answer.status == 200 and answer.text == ""
+            assert any("answered empty" in rec.message for rec in caplog.records if rec.name == "bot.webhook")
+            assert not any(rec.exc_info for rec in caplog.records if rec.name.startswith(("bot", "aiohttp")))
+    finally:
+        server.stop()
