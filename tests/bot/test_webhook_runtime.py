@@ -248,3 +248,31 @@ async def test_redis_down_while_a_retry_waits_answers_empty(sqlite_url: str, tmp
             assert not any(rec.exc_info for rec in caplog.records if rec.name.startswith(("bot", "aiohttp")))
     finally:
         server.stop()
+
+
+async def test_outage_past_the_budget_answers_success_and_queues_nothing(quick_bot: Bot,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """系统繁忙 only within the budget: a handler that meets an outage after the answer went out as `success`
+    queues no late reply (neither BUSY nor anything else) and logs one line without a traceback."""
+    release = asyncio.Event()
+    r = Router("slow-outage")
+
+    @r.word("慢")
+    async def slow(ctx: Context, rest: str) -> str:
+        await release.wait()
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    install(quick_bot, r)
+    with caplog.at_level(logging.WARNING, logger="bot.webhook"):
+        first = await quick_bot.wx.text("oLate", "慢")
+        assert first.status == 200 and first.body == "success"
+        release.set()
+
+        async def lines() -> list[str]:
+            return [rec.getMessage() for rec in caplog.records if "past the budget, nothing sent" in rec.getMessage()]
+
+        assert len(await flows.eventually(lines, bool)) == 1
+    assert not any(rec.exc_info for rec in caplog.records)
+    async with quick_bot.sessions() as s:
+        assert (await s.execute(select(Notification.id))).all() == []
+    assert await quick_bot.queued_jobs() == []
