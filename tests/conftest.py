@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from scoring.db import make_engine, make_sessionmaker
 from scoring.models import Base
 from talenthome.servers import PostgresServer, RedisServer, ServerUnavailable, bundled_redis_binary, pg_bindir
+
+# A suite started as a background job (`make test &` in a script, `nohup`) inherits SIGINT ignored, and so
+# would every process the tests start and then stop with SIGINT (Ctrl-C): `talenthome chat` would never see
+# it. Give the runner, and so its children, the usual disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _db_counter = itertools.count()
 
