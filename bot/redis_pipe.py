@@ -119,7 +119,12 @@ class AutoPipeline:
 
     async def _execute(self, batch: list[tuple[str, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
                        ) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
+        pipe = self.client.pipeline(transaction=False)
+        try:
             for name, args, kwargs, _ in batch:
                 getattr(pipe, name)(*args, **kwargs)
             return list(await pipe.execute(raise_on_error=False))
+        finally:
+            # Shielded: a flush cancelled while redis-py gives its connection back (an app stopping with
+            # callbacks in flight) would otherwise keep the connection, and warn when collected.
+            await asyncio.shield(pipe.reset())
